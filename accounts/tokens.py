@@ -1,0 +1,86 @@
+"""Dashboard bearer tokens: short-lived, kept in the browser's sessionStorage, stored hashed in Redis.
+
+A token has an idle expiry (Redis TTL, renewed on use, never past the absolute expiry) and an absolute
+expiry (checked on every use). Logging out revokes every token the browser session was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+PREFIX = "sp_dt_"
+_KEY = "dashtoken:{}"
+_SESSION_SET = "dashtoken-session:{}"
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DashboardToken:
+    user_id: int
+    tenant_id: int
+    session_key: str
+    absolute_expires_at: float
+
+
+def token_issue(*, user_id: int, tenant_id: int, session_key: str) -> tuple[str, int]:
+    """Return (raw token, seconds until idle expiry). Only the hash is stored."""
+    raw = PREFIX + secrets.token_urlsafe(32)
+    digest = _hash(raw)
+    idle = settings.DASHBOARD_TOKEN_IDLE_SECONDS
+    record = {
+        "user_id": user_id,
+        "tenant_id": tenant_id,
+        "session_key": session_key,
+        "absolute_expires_at": time.time() + settings.DASHBOARD_TOKEN_ABSOLUTE_SECONDS,
+    }
+    client = _client()
+    pipe = client.pipeline()
+    pipe.set(_KEY.format(digest), json.dumps(record), ex=idle)
+    pipe.sadd(_SESSION_SET.format(session_key), digest)
+    pipe.expire(_SESSION_SET.format(session_key), settings.DASHBOARD_TOKEN_ABSOLUTE_SECONDS)
+    pipe.execute()
+    return raw, idle
+
+
+def token_check(raw: str) -> DashboardToken | None:
+    """The token's record if it is live; renews its idle expiry (capped at the absolute one)."""
+    if not raw.startswith(PREFIX) or len(raw) > 100:
+        return None
+    client = _client()
+    key = _KEY.format(_hash(raw))
+    data = client.get(key)
+    if data is None:
+        return None
+    record = DashboardToken(**json.loads(data))
+    remaining = record.absolute_expires_at - time.time()
+    if remaining <= 0:
+        client.delete(key)
+        return None
+    client.expire(key, max(1, int(min(settings.DASHBOARD_TOKEN_IDLE_SECONDS, remaining))))
+    return record
+
+
+def tokens_revoke_for_session(session_key: str) -> int:
+    client = _client()
+    set_key = _SESSION_SET.format(session_key)
+    digests = [d.decode() for d in client.smembers(set_key)]
+    pipe = client.pipeline()
+    for digest in digests:
+        pipe.delete(_KEY.format(digest))
+    pipe.delete(set_key)
+    pipe.execute()
+    return len(digests)

@@ -1,0 +1,1 @@
+"""advertising — owned by a later issue; intentionally empty until then."""

@@ -1,0 +1,1 @@
+"""amazon — owned by a later issue; intentionally empty until then."""

@@ -1,0 +1,36 @@
+"""Test setup: the test database is created and migrated as the owner role; tests then run as the
+runtime role (not superuser, not owner, not BYPASSRLS), exactly like the product."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("APP_TESTING", "1")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request: pytest.FixtureRequest, django_test_environment: None, django_db_blocker):  # type: ignore[no-untyped-def]
+    from django.test.utils import setup_databases, teardown_databases
+
+    from tenants.db import as_owner
+
+    with django_db_blocker.unblock(), as_owner("default"):
+        db_cfg = setup_databases(verbosity=0, interactive=False, keepdb=False, aliases={"default", "platform"})
+    yield
+    with django_db_blocker.unblock(), as_owner("default"):
+        from django.db import connections
+
+        for alias in connections:
+            connections[alias].close()
+        teardown_databases(db_cfg, verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> None:
+    """Each test starts with an empty Redis (tests own the embedded/CI Redis database)."""
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()

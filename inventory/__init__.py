@@ -1,0 +1,1 @@
+"""inventory — owned by a later issue; intentionally empty until then."""

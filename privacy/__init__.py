@@ -1,0 +1,1 @@
+"""privacy — owned by a later issue; intentionally empty until then."""

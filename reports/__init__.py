@@ -1,0 +1,1 @@
+"""reports — owned by a later issue; intentionally empty until then."""

@@ -1,0 +1,1 @@
+"""repricing — owned by a later issue; intentionally empty until then."""

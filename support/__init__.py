@@ -1,0 +1,1 @@
+"""support — owned by a later issue; intentionally empty until then."""

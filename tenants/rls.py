@@ -1,0 +1,86 @@
+"""Row-level security for every tenant-owned table, applied after each `migrate`.
+
+For each concrete subclass of TenantOwned (and each auto-created many-to-many table of one that
+carries the tenant), the owner enables and forces RLS and (re)creates one policy for USING and
+WITH CHECK on the transaction-local `app.tenant_id`. A missing or empty setting matches nothing.
+Applied from the model registry, so a new tenant-owned model cannot be forgotten; the meta-test in
+tests/test_isolation.py reads pg_class/pg_policies and fails for any table without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.db import connections
+from django.db.models import Model
+from psycopg import sql
+
+POLICY = "tenant_isolation"
+APPEND_ONLY_TABLES = ("tenants_auditevent",)
+
+
+def tenant_owned_models() -> list[type[Model]]:
+    from tenants.models import TenantOwned
+
+    return [
+        model
+        for model in apps.get_models()
+        if issubclass(model, TenantOwned) and not model._meta.abstract and not model._meta.proxy
+    ]
+
+
+def tenant_owned_tables() -> list[str]:
+    return sorted({model._meta.db_table for model in tenant_owned_models()})
+
+
+def policy_sql(table: str) -> list[sql.Composed]:
+    ident = sql.Identifier(table)
+    condition = sql.SQL("tenant_id = nullif(current_setting('app.tenant_id', true), '')::bigint")
+    return [
+        sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(ident),
+        sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(ident),
+        sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(POLICY), ident),
+        sql.SQL("CREATE POLICY {} ON {} USING ({}) WITH CHECK ({})").format(
+            sql.Identifier(POLICY), ident, condition, condition
+        ),
+    ]
+
+
+APPEND_ONLY_FUNCTION = """
+CREATE OR REPLACE FUNCTION app_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'table % is append-only', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+END $$
+"""
+
+
+def append_only_sql(table: str) -> list[sql.Composed]:
+    ident = sql.Identifier(table)
+    trigger = sql.Identifier(f"{table}_append_only")
+    return [
+        sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, ident),
+        sql.SQL(
+            "CREATE TRIGGER {} BEFORE UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION app_refuse_change()"
+        ).format(trigger, ident),
+    ]
+
+
+def apply_row_level_security(using: str = "default", **_: Any) -> None:
+    """Idempotent: enable + force RLS and the policy on every tenant-owned table; grants; append-only."""
+    from tenants.roles import RoleNames, grant_runtime_privileges
+
+    connection = connections[using]
+    existing = set(connection.introspection.table_names())
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg cursor: composes sql.Composed itself
+        for table in tenant_owned_tables():
+            if table in existing:
+                for statement in policy_sql(table):
+                    raw.execute(statement)
+        raw.execute(APPEND_ONLY_FUNCTION)
+        for table in APPEND_ONLY_TABLES:
+            if table in existing:
+                for statement in append_only_sql(table):
+                    raw.execute(statement)
+        grant_runtime_privileges(raw, RoleNames())
