@@ -7,7 +7,6 @@ activated inside the request transaction (tenants.middleware opened it), and `re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,11 +17,11 @@ from rest_framework.request import Request
 
 from accounts import tokens
 from accounts.models import ApiKey, Membership, User
+from accounts.services import API_KEY_PREFIX, hash_secret
 from tenants import context
 from tenants.audit import RequestInfo, request_info
 from tenants.models import Tenant
 
-API_KEY_PREFIX = "sp_key_"
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
@@ -42,10 +41,6 @@ def _bearer(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not credential.strip():
         return None
     return credential.strip()
-
-
-def hash_api_key(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class DashboardTokenAuthentication(authentication.BaseAuthentication):
@@ -78,7 +73,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(raw) > 200:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        key = ApiKey.objects.select_related("tenant").filter(key_hash=hash_api_key(raw)).first()
+        key = ApiKey.objects.select_related("tenant").filter(key_hash=hash_secret(raw)).first()
         if key is None or not key.tenant.is_active:
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.revoked_at is not None:
