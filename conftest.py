@@ -34,3 +34,22 @@ def _clean_redis() -> None:
     from django.conf import settings
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+def _flush_as_owner() -> None:
+    """Transactional tests end with TRUNCATE, which the runtime role must never hold (TRUNCATE ignores
+    row-level security). The owner does that clean-up instead."""
+    from django.test import TransactionTestCase
+
+    from tenants.db import as_owner
+
+    original = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self: TransactionTestCase) -> None:
+        with as_owner("default"), as_owner("platform"):
+            original(self)
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown  # type: ignore[method-assign]
+
+
+_flush_as_owner()

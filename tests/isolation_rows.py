@@ -1,0 +1,42 @@
+"""One way to create a row of every tenant-owned model, for the isolation tests.
+
+A new tenant-owned model must be added here: tests/test_isolation.py fails for any model missing,
+so its table is always checked by the database-level isolation tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db.models import Model
+from django.utils import timezone
+
+from accounts.models import Invitation
+from tenants.models import AuditEvent, JobRun, Tenant
+
+
+def _audit_event(tenant: Tenant, canary: str) -> Model:
+    return AuditEvent.objects.create(tenant=tenant, actor_label=canary, action="test.canary")
+
+
+def _job_run(tenant: Tenant, canary: str) -> Model:
+    return JobRun.objects.create(tenant=tenant, kind=canary, started_at=timezone.now())
+
+
+def _invitation(tenant: Tenant, canary: str) -> Model:
+    return Invitation.objects.create(
+        tenant=tenant,
+        email=f"{canary.lower()}@example.com",
+        role="viewer",
+        token_hash=uuid.uuid4().hex,
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+
+
+ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
+    "tenants.auditevent": _audit_event,
+    "tenants.jobrun": _job_run,
+    "accounts.invitation": _invitation,
+}
