@@ -171,6 +171,7 @@ GUARDIAN_RAISE_403 = False
 ANONYMOUS_USER_NAME = None  # no guardian anonymous user row
 
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "SellerPilot")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # never show TOTP keys or QR codes in the staff admin
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
