@@ -131,6 +131,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, bearer tokens, throttling, idempotency, Celery broker ------------------------------
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _redis_url_for_test_worker(url: str) -> str:
+    """Parallel test workers (pytest-xdist) each get their own Redis database, since tests flush it."""
+    from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not (TESTING and worker.startswith("gw")):
+        return url
+    parts = urlsplit(url)
+    offset = int(worker[2:]) + 1
+    if parts.scheme == "unix":
+        query = parse_qs(parts.query)
+        db = (int(query.get("db", ["0"])[0]) + offset) % 16
+        query["db"] = [str(db)]
+        return f"unix://{parts.path}?{urlencode(query, doseq=True)}"
+    db = (int(parts.path.strip("/") or 0) + offset) % 16
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+
+REDIS_URL = _redis_url_for_test_worker(REDIS_URL)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -275,7 +296,20 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+
+
+def _broker_url(redis_url: str) -> str:
+    """kombu spells a Unix-socket Redis `redis+socket://`, with the database as virtual_host."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(redis_url)
+    if parts.scheme != "unix":
+        return redis_url
+    db = parse_qs(parts.query).get("db", ["0"])[0]
+    return f"redis+socket://{parts.path}?virtual_host={db}"
+
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", _broker_url(REDIS_URL))
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
