@@ -36,6 +36,13 @@ class TenantTask(Task):
     #: per batch set this to False and open `tenant_context(require_tenant())` per batch themselves.
     atomic = True
 
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:  # type: ignore[override]
+        # Every way of sending (delay, apply_async, enqueue) passes here: ids only, never secrets.
+        if args:
+            raise TypeError(f"Send {self.name} with keyword arguments (ids), not positional ones.")
+        check_task_arguments(dict(kwargs or {}))
+        return super().apply_async(args=args, kwargs=kwargs, **options)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tenant_id = kwargs.pop("tenant_id", None)
         if tenant_id is None:
