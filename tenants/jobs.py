@@ -66,7 +66,7 @@ class TenantTask(Task):
 def check_task_arguments(kwargs: dict[str, Any]) -> None:
     """Task arguments are ids and flags. Refuse anything that looks like a secret or an object."""
     for name, value in kwargs.items():
-        if _SECRET_ARGUMENT.search(name):
+        if _SECRET_ARGUMENT.search(name) and not name.endswith("_id"):
             raise ValueError(f"Task argument {name!r} looks like a secret; pass an id instead.")
         if not isinstance(value, _ALLOWED_TYPES):
             raise TypeError(f"Task argument {name!r} must be an id or a flag, not {type(value).__name__}.")
