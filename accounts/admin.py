@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
 from django.http import HttpRequest
@@ -81,5 +82,5 @@ try:
     from django_otp.plugins.otp_static.models import StaticDevice
 
     admin.site.unregister(StaticDevice)
-except admin.sites.NotRegistered:
+except NotRegistered:
     pass

@@ -77,7 +77,7 @@ def token_check(raw: str) -> DashboardToken | None:
 def tokens_revoke_for_session(session_key: str) -> int:
     client = _client()
     set_key = _SESSION_SET.format(session_key)
-    digests = [d.decode() for d in client.smembers(set_key)]
+    digests = [d.decode() if isinstance(d, bytes) else d for d in client.smembers(set_key)]
     pipe = client.pipeline()
     for digest in digests:
         pipe.delete(_KEY.format(digest))

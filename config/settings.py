@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from celery.schedules import crontab
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files (no CDN)
     "axes",
     "guardian",
     "django_otp",
@@ -113,12 +115,13 @@ DATABASE_OWNER_URL = env("DATABASE_OWNER_URL", DATABASE_URL)
 DATABASE_PLATFORM_URL = env("DATABASE_PLATFORM_URL", DATABASE_URL)
 
 
-def _database(url: str) -> dict:
-    config = dict(dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)))
+def _database(url: str) -> dict[str, Any]:
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)))
     config["CONN_HEALTH_CHECKS"] = True
     config["ATOMIC_REQUESTS"] = False  # tenants.middleware opens the request transaction itself
-    config.setdefault("OPTIONS", {})
-    config["OPTIONS"].setdefault("connect_timeout", 5)
+    options: dict[str, Any] = dict(config.get("OPTIONS") or {})
+    options.setdefault("connect_timeout", 5)
+    config["OPTIONS"] = options
     return config
 
 
@@ -275,7 +278,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.CursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser"],  # enforces DATA_UPLOAD_MAX_MEMORY_SIZE (413)
     "DEFAULT_THROTTLE_CLASSES": ["config.api.TenantRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"tenant": env("API_TENANT_RATE", "600/min")},
     "EXCEPTION_HANDLER": "config.api.exception_handler",
@@ -285,6 +288,8 @@ REST_FRAMEWORK = {
 # Requests larger than this are refused before parsing (413 for the API).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60)
+# How long an unfinished request holds its Idempotency-Key (a crashed request frees it after this).
+IDEMPOTENCY_LOCK_SECONDS = env_int("IDEMPOTENCY_LOCK_SECONDS", 120)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "SellerPilot API",
@@ -293,6 +298,15 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and its docs page are public (they describe, they do not expose data).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # validatorUrl null: no request to a third-party validator; nothing persisted in localStorage.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": False, "validatorUrl": None},
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.roles.Role", "ThemeEnum": "accounts.models.User.Theme"},
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------

@@ -40,11 +40,11 @@ class PlatformReadOnlyAdmin(admin.ModelAdmin):
         logged: set[str] = request.__dict__.setdefault("_platform_access_logged", set())
         reason = f"admin:{self.model._meta.label_lower}"
         if reason in logged:
-            return self.model.all_tenants.using("platform").select_related("tenant")  # type: ignore[attr-defined]
+            return self.model.all_tenants.using("platform").select_related("tenant")
         logged.add(reason)
         return platform_queryset(
             self.model,
-            actor=request.user if request.user.is_authenticated else None,  # type: ignore[arg-type]
+            actor=request.user if request.user.is_authenticated else None,
             reason=reason,
             detail=request.get_full_path()[:500],
             ip_address=client_ip(request),

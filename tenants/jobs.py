@@ -148,7 +148,7 @@ def job_run(kind: str, *, triggered_by: str = "schedule") -> Iterator[RunRecorde
     """
     tenant = require_tenant()
 
-    def write(fn: Callable[[], None]) -> None:
+    def write(fn: Callable[[], object]) -> None:
         if transaction.get_connection().in_atomic_block:
             fn()
         else:

@@ -13,6 +13,7 @@ from psycopg import sql
 
 from tenants.context import TenantContextMissing, tenant_context
 from tenants.rls import POLICY, tenant_owned_models, tenant_owned_tables
+from tenants.models import Tenant
 from tests.factories import make_tenant
 from tests.isolation_rows import ROW_MAKERS
 
@@ -36,7 +37,7 @@ def _tenant_ids(table: str) -> set[int]:
 
 
 @pytest.fixture
-def two_tenants_with_rows(db):  # type: ignore[no-untyped-def]
+def two_tenants_with_rows(db: None) -> tuple[Tenant, Tenant]:
     a, b = make_tenant("Alpha"), make_tenant("Bravo")
     for tenant, canary in ((a, "CANARY_A"), (b, "CANARY_B")):
         with tenant_context(tenant):
@@ -45,7 +46,7 @@ def two_tenants_with_rows(db):  # type: ignore[no-untyped-def]
     return a, b
 
 
-def test_runtime_role_is_not_privileged(db) -> None:  # type: ignore[no-untyped-def]
+def test_runtime_role_is_not_privileged(db: None) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = current_user")
         superuser, bypass, createrole = cursor.fetchone()
@@ -61,7 +62,7 @@ def test_every_tenant_owned_model_has_a_row_maker() -> None:
     assert not missing, f"add these models to tests/isolation_rows.py: {sorted(missing)}"
 
 
-def test_every_tenant_owned_table_has_forced_rls_and_policy(db) -> None:  # type: ignore[no-untyped-def]
+def test_every_tenant_owned_table_has_forced_rls_and_policy(db: None) -> None:
     tables = tenant_owned_tables()
     assert tables, "no tenant-owned tables found"
     with connection.cursor() as cursor:
@@ -80,7 +81,7 @@ def test_every_tenant_owned_table_has_forced_rls_and_policy(db) -> None:  # type
             assert "app.tenant_id" in qual and "app.tenant_id" in with_check, f"{table}: policy does not key on app.tenant_id"
 
 
-def test_every_table_with_a_tenant_column_is_tenant_owned_or_listed(db) -> None:  # type: ignore[no-untyped-def]
+def test_every_table_with_a_tenant_column_is_tenant_owned_or_listed(db: None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_name FROM information_schema.columns "
@@ -91,19 +92,19 @@ def test_every_table_with_a_tenant_column_is_tenant_owned_or_listed(db) -> None:
     assert not unprotected, f"tables with tenant_id but no RLS: {sorted(unprotected)}"
 
 
-def test_no_tenant_set_sees_zero_rows(two_tenants_with_rows) -> None:  # type: ignore[no-untyped-def]
+def test_no_tenant_set_sees_zero_rows(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     for table in tenant_owned_tables():
         assert _count(table) == 0, f"{table} shows rows without a tenant"
 
 
-def test_empty_tenant_setting_sees_zero_rows(two_tenants_with_rows) -> None:  # type: ignore[no-untyped-def]
+def test_empty_tenant_setting_sees_zero_rows(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('app.tenant_id', '', true)")
     for table in tenant_owned_tables():
         assert _count(table) == 0
 
 
-def test_tenant_a_sees_only_its_rows(two_tenants_with_rows) -> None:  # type: ignore[no-untyped-def]
+def test_tenant_a_sees_only_its_rows(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     a, b = two_tenants_with_rows
     for tenant in (a, b):
         with tenant_context(tenant):
@@ -112,7 +113,7 @@ def test_tenant_a_sees_only_its_rows(two_tenants_with_rows) -> None:  # type: ig
                 assert _count(table) == 1, table
 
 
-def test_writing_another_tenants_row_is_refused(two_tenants_with_rows) -> None:  # type: ignore[no-untyped-def]
+def test_writing_another_tenants_row_is_refused(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     a, b = two_tenants_with_rows
     for label, maker in ROW_MAKERS.items():
         with tenant_context(a), pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
@@ -131,7 +132,7 @@ def test_writing_another_tenants_row_is_refused(two_tenants_with_rows) -> None: 
             assert _count(table) == 1, f"{table}: tenant B's rows changed"
 
 
-def test_updates_and_deletes_of_other_tenant_rows_touch_nothing(two_tenants_with_rows) -> None:  # type: ignore[no-untyped-def]
+def test_updates_and_deletes_of_other_tenant_rows_touch_nothing(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     a, b = two_tenants_with_rows
     with tenant_context(a), connection.cursor() as cursor:
         cursor.execute("DELETE FROM tenants_jobrun WHERE tenant_id = %s", [b.pk])
@@ -140,7 +141,7 @@ def test_updates_and_deletes_of_other_tenant_rows_touch_nothing(two_tenants_with
         assert cursor.rowcount == 0
 
 
-def test_audit_log_is_append_only(two_tenants_with_rows) -> None:  # type: ignore[no-untyped-def]
+def test_audit_log_is_append_only(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     a, _ = two_tenants_with_rows
     with tenant_context(a):
         for statement in ("UPDATE tenants_auditevent SET action = 'forged'", "DELETE FROM tenants_auditevent"):
@@ -148,20 +149,20 @@ def test_audit_log_is_append_only(two_tenants_with_rows) -> None:  # type: ignor
                 cursor.execute(statement)
 
 
-def test_orm_manager_fails_closed_without_tenant(two_tenants_with_rows) -> None:  # type: ignore[no-untyped-def]
+def test_orm_manager_fails_closed_without_tenant(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     for model in tenant_owned_models():
         with pytest.raises(TenantContextMissing):
-            list(model.objects.all())
+            list(model.objects.all())  # type: ignore[attr-defined]
 
 
-def test_orm_manager_scopes_to_tenant(two_tenants_with_rows) -> None:  # type: ignore[no-untyped-def]
+def test_orm_manager_scopes_to_tenant(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     a, _ = two_tenants_with_rows
     with tenant_context(a):
         for model in tenant_owned_models():
-            assert {obj.tenant_id for obj in model.objects.all()} == {a.pk}
+            assert {obj.tenant_id for obj in model.objects.all()} == {a.pk}  # type: ignore[attr-defined]
 
 
-def test_setting_can_only_be_made_inside_a_transaction(db) -> None:  # type: ignore[no-untyped-def]
+def test_setting_can_only_be_made_inside_a_transaction(db: None) -> None:
     from tenants.context import activate
 
     tenant = make_tenant()
