@@ -20,7 +20,7 @@ def _check_database() -> str | None:
     try:
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as error:  # noqa: BLE001 - reported, not raised
+    except Exception as error:
         return type(error).__name__
     return None
 
@@ -29,7 +29,19 @@ def _check_redis(url: str) -> str | None:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         client.ping()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
+        return type(error).__name__
+    return None
+
+
+def _check_broker(url: str) -> str | None:
+    """Through kombu, which understands the broker URL as Celery does (`redis+socket://` included)."""
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=2, transport_options={"socket_timeout": 2}) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+    except Exception as error:  # reported, not raised
         return type(error).__name__
     return None
 
@@ -40,7 +52,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
         "database": _check_database(),
         "redis": _check_redis(settings.REDIS_URL),
-        "broker": _check_redis(settings.CELERY_BROKER_URL),
+        "broker": _check_broker(settings.CELERY_BROKER_URL),
     }
     ready = all(error is None for error in checks.values())
     body = {

