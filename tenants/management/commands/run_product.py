@@ -153,7 +153,8 @@ class Command(BaseCommand):
         bind = f"{options['host']}:{options['port']}"
         web = [
             python, "-m", "gunicorn", "config.wsgi:application", f"--bind={bind}",
-            f"--workers={options['web_workers']}", "--graceful-timeout=20", "--access-logfile=-", "--no-control-socket",
+            f"--workers={options['web_workers']}", "--graceful-timeout=20", "--access-logfile=-",
+            "--no-control-socket",
         ]  # fmt: skip
         worker = [
             python, "-m", "celery", "--app=config", "worker", f"--queues={QUEUES}",
