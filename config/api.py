@@ -8,8 +8,10 @@ Error shape (always):
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -17,7 +19,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import transaction
 from django.http import Http404
-from rest_framework import exceptions, pagination, status
+from rest_framework import exceptions, pagination, parsers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -64,8 +66,9 @@ def _message(detail: Any) -> str:
     return str(detail)
 
 
-def error_response(code: str, message: str, http_status: int, fields: Any = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    code: str, message: str, http_status: int, fields: Any = None, headers: dict[str, str] | None = None
+) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
@@ -91,12 +94,120 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if code is None:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "invalid_request"
-    fields = exc.detail if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict) else None
+    fields = (
+        exc.detail if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict) else None
+    )
     message = _message(exc.detail)
     if isinstance(exc, exceptions.ValidationError) and fields:
         non_field = fields.get("non_field_errors")
         message = str(non_field[0]) if non_field else "Some fields are not valid."
     return error_response(code, message, exc.status_code, fields, headers)
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser reads the request stream itself, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE (checked
+    only by `request.body`) never applies to it. This one reads at most that many bytes and refuses more
+    (413 through `exception_handler`), whatever Content-Length claims."""
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None
+    ) -> Any:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and stream is not None:
+            request = (parser_context or {}).get("request")
+            declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise RequestDataTooBig("The request body is too large.")
+            body = stream.read(limit + 1)
+            if len(body) > limit:
+                raise RequestDataTooBig("The request body is too large.")
+            stream = io.BytesIO(body)
+        return super().parse(stream, media_type, parser_context)
+
+
+class InputSerializer(serializers.Serializer):
+    """Base of every request body: a key the endpoint does not take is refused (400), never ignored, so a
+    typo (`requre_mfa`) cannot look like success."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(str(name) for name in set(data) - writable)
+            if unknown:
+                raise exceptions.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true/false only (DRF would also take "yes", "on", 1...)."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only (DRF would turn 42 into "42")."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+PAGINATION_QUERY_PARAMS = frozenset({"cursor", "page_size"})
+
+
+def parse_query(request: Request, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
+    """A list endpoint's filters from the query string, validated like a body: a filter the endpoint does not
+    know is refused (400), so a misspelt filter never silently returns everything."""
+    params = {
+        name: value for name, value in request.query_params.items() if name not in PAGINATION_QUERY_PARAMS
+    }
+    serializer = serializer_class(data=params)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+# --- The error shape, for the OpenAPI schema ----------------------------------------------------------
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable (validation_error, not_found, ...).")
+    message = serializers.CharField(help_text="For people.")
+    fields = serializers.DictField(required=False, help_text="Per-field messages, for validation errors.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid input (validation_error, malformed_request, ...).",
+    401: "No credentials, or they are invalid, expired or revoked (not_authenticated).",
+    403: "Your role does not allow this (permission_denied).",
+    404: "No such object in your company (not_found).",
+    409: "Conflicts with the current state, or the same Idempotency-Key is still being processed.",
+    413: "The request body is too large (request_too_large).",
+    415: "Send application/json (unsupported_media_type).",
+    422: "This Idempotency-Key was used with a different request (idempotency_key_reused).",
+    429: "Too many requests for your company; retry after the Retry-After header (throttled).",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, Any]:
+    """`responses=` entries for extend_schema: every error answers with the one error shape. 401 and 429 are
+    always included (every endpoint authenticates and is throttled)."""
+    from drf_spectacular.utils import OpenApiResponse
+
+    wanted = sorted({401, 429, *statuses})
+    return {code: OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in wanted}
+
+
+WRITE_ERRORS = (400, 403, 413, 415)
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -149,9 +260,19 @@ class TenantRateThrottle(BaseThrottle):
 
 
 class IdempotentPostMixin:
-    """Honour `Idempotency-Key` on POST: the first response is stored for 24 hours (per tenant and key)
-    and replayed for a retry with the same body; a different body with the same key is refused (422);
-    a retry while the first is still running gets 409."""
+    """Honour `Idempotency-Key` on POST: the first response is stored for IDEMPOTENCY_KEY_TTL_SECONDS (per
+    tenant, caller and key) and replayed for a retry with the same body (header `Idempotent-Replayed:
+    true`); the same key with a different body or path is refused (422); a retry while the first is still
+    running gets 409.
+
+    The view's `create()` does the work (put this mixin first in the bases). A refused or failed first
+    request frees the key, so the client can retry it.
+
+    `idempotency_omit_on_replay` names response fields that are never stored and come back as null on a
+    replay: secrets shown once (a new API key) must not sit in Redis in clear text for a day.
+    """
+
+    idempotency_omit_on_replay: tuple[str, ...] = ()
 
     def _idempotency_key(self, request: Request) -> str | None:
         raw = request.headers.get("Idempotency-Key")
@@ -161,7 +282,7 @@ class IdempotentPostMixin:
         if not raw or len(raw) > 200:
             raise ApiError("Idempotency-Key must be 1 to 200 characters.", code="invalid_idempotency_key")
         auth = request.auth
-        who = f"{auth.tenant.pk}:{auth.api_key.pk if auth.api_key else 'u' + str(auth.user.pk)}"
+        who = f"{auth.tenant.pk}:{'k' + str(auth.api_key.pk) if auth.api_key else 'u' + str(auth.user.pk)}"
         return f"idempotency:{who}:{hashlib.sha256(raw.encode()).hexdigest()}"
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -172,16 +293,28 @@ class IdempotentPostMixin:
             f"{request.method} {request.path} ".encode() + json.dumps(request.data, sort_keys=True).encode()
         ).hexdigest()
         client = _redis()
-        ttl = settings.IDEMPOTENCY_KEY_TTL_SECONDS
-        claimed = client.set(key, json.dumps({"state": "running", "fingerprint": fingerprint}), nx=True, ex=ttl)
+        # The "running" claim has a short life of its own: if the request dies without an exception reaching
+        # us (rolled back for a 5xx, worker killed, commit failed), the key must not stay blocked for a day.
+        claimed = client.set(
+            key,
+            json.dumps({"state": "running", "fingerprint": fingerprint}),
+            nx=True,
+            ex=settings.IDEMPOTENCY_LOCK_SECONDS,
+        )
         if not claimed:
-            stored = json.loads(client.get(key) or "{}")
-            if stored.get("fingerprint") != fingerprint:
-                raise ApiError("This Idempotency-Key was used with a different request.",
-                               code="idempotency_key_reused", status_code=422)
-            if stored.get("state") == "running":
-                raise ApiError("A request with this Idempotency-Key is still being processed.",
-                               code="idempotency_in_progress", status_code=409)
+            stored = json.loads(client.get(key) or '{"state": "running"}')
+            if stored.get("fingerprint", fingerprint) != fingerprint:
+                raise ApiError(
+                    "This Idempotency-Key was used with a different request.",
+                    code="idempotency_key_reused",
+                    status_code=422,
+                )
+            if stored.get("state") != "done":
+                raise ApiError(
+                    "A request with this Idempotency-Key is still being processed.",
+                    code="idempotency_in_progress",
+                    status_code=409,
+                )
             response = Response(stored["body"], status=stored["status"])
             response["Idempotent-Replayed"] = "true"
             return response
@@ -190,8 +323,18 @@ class IdempotentPostMixin:
         except Exception:
             client.delete(key)
             raise
-        record = {"state": "done", "fingerprint": fingerprint, "status": response.status_code,
-                  "body": response.data}
-        # Stored only once the work is committed; a rolled-back request frees the key for a retry.
-        transaction.on_commit(lambda: client.set(key, json.dumps(record, default=str), ex=ttl))
+        if response.status_code >= 400:
+            client.delete(key)  # nothing was done; a retry should really run
+            return response
+        body = response.data
+        if isinstance(body, dict) and self.idempotency_omit_on_replay:
+            body = {
+                name: None if name in self.idempotency_omit_on_replay else value
+                for name, value in body.items()
+            }
+        record = {"state": "done", "fingerprint": fingerprint, "status": response.status_code, "body": body}
+        payload = json.dumps(record, default=str)
+        ttl = settings.IDEMPOTENCY_KEY_TTL_SECONDS
+        # Stored only once the work is committed; a rolled-back request leaves only the short-lived claim.
+        transaction.on_commit(lambda: client.set(key, payload, ex=ttl))
         return response
