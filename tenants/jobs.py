@@ -32,6 +32,9 @@ class TenantTask(Task):
     """Base for every per-tenant task. Call with `tenant_id=<Tenant.pk>`; use `enqueue()` to send."""
 
     abstract = True
+    #: Celery's own argument check (`typing`) would compare `tenant_id` against `run()`'s signature,
+    #: which never has it (`__call__` takes it off). `apply_async` below checks the rest instead.
+    typing = False
     #: Run the whole body in one transaction (the default: nothing half-written). Long jobs that commit
     #: per batch set this to False and open `tenant_context(require_tenant())` per batch themselves.
     atomic = True
@@ -41,6 +44,9 @@ class TenantTask(Task):
         if args:
             raise TypeError(f"Send {self.name} with keyword arguments (ids), not positional ones.")
         check_task_arguments(dict(kwargs or {}))
+        header = getattr(self, "__header__", None)
+        if header is not None:  # function-based task: the arguments `run()` will get must fit it
+            header(**{k: v for k, v in (kwargs or {}).items() if k != "tenant_id"})
         return super().apply_async(args=args, kwargs=kwargs, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -126,14 +132,16 @@ def dispatch_due_work(send: Callable[[str, dict[str, Any]], None], now: Any = No
 
 
 class RunRecorder:
-    def __init__(self, run: JobRun) -> None:
+    def __init__(self, run: JobRun, write: Callable[[Callable[[], object]], None] | None = None) -> None:
         self.run = run
+        self._write = write or (lambda fn: fn())
 
     def progress(self, done: int, total: int | None = None) -> None:
         self.run.progress_done = done
         if total is not None:
             self.run.progress_total = total
-        self.run.save(update_fields=["progress_done", "progress_total", "updated_at"])
+        # Through job_run's writer: outside a transaction the tenant must be set for RLS to see the row.
+        self._write(lambda: self.run.save(update_fields=["progress_done", "progress_total", "updated_at"]))
 
     def count(self, name: str, amount: int = 1) -> None:
         self.run.counts[name] = self.run.counts.get(name, 0) + amount
@@ -156,10 +164,12 @@ def job_run(kind: str, *, triggered_by: str = "schedule") -> Iterator[RunRecorde
                 fn()
 
     holder: dict[str, JobRun] = {}
-    write(lambda: holder.setdefault(
-        "run", JobRun.objects.create(kind=kind, started_at=timezone.now(), triggered_by=triggered_by)
-    ))
-    recorder = RunRecorder(holder["run"])
+    write(
+        lambda: holder.setdefault(
+            "run", JobRun.objects.create(kind=kind, started_at=timezone.now(), triggered_by=triggered_by)
+        )
+    )
+    recorder = RunRecorder(holder["run"], write)
     try:
         yield recorder
     except Exception as error:
