@@ -19,6 +19,9 @@ from tenants import context
 from tenants.audit import RequestInfo, request_info
 
 SESSION_KEY = "tenant_id"
+#: Probes answer without a request transaction: /healthz must not depend on the database at all, and
+#: /readyz checks the database itself (and must report it down, not fail with a 500).
+NO_TRANSACTION_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -32,6 +35,9 @@ class TenantMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         from accounts.selectors import membership_for_session
+
+        if request.path in NO_TRANSACTION_PATHS:
+            return self.get_response(request)
 
         info_token = request_info.set(
             RequestInfo(ip_address=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""))
