@@ -8,4 +8,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/", include("config.api_urls")),
+    path("", include("accounts.urls")),
+    path("", include("accounts.dashboard_urls")),
 ]
