@@ -66,9 +66,25 @@ def append_only_sql(table: str) -> list[sql.Composed]:
     ]
 
 
+def configured_roles() -> Any:
+    """The role names the product connects as (the users of its three database URLs); the defaults
+    when the URLs do not name three different roles (a single-role development setup)."""
+    import dj_database_url
+    from django.conf import settings
+
+    from tenants.roles import RoleNames
+
+    # From the URLs, not from DATABASES: during `migrate` the default alias is switched to the owner.
+    urls = (settings.DATABASE_OWNER_URL, settings.DATABASE_URL, settings.DATABASE_PLATFORM_URL)
+    names = tuple(dj_database_url.parse(url).get("USER") for url in urls)
+    if all(names) and len(set(names)) == 3:
+        return RoleNames(owner=names[0], runtime=names[1], platform=names[2])
+    return RoleNames()
+
+
 def apply_row_level_security(using: str = "default", **_: Any) -> None:
     """Idempotent: enable + force RLS and the policy on every tenant-owned table; grants; append-only."""
-    from tenants.roles import RoleNames, grant_runtime_privileges
+    from tenants.roles import grant_runtime_privileges
 
     connection = connections[using]
     existing = set(connection.introspection.table_names())
@@ -83,4 +99,4 @@ def apply_row_level_security(using: str = "default", **_: Any) -> None:
             if table in existing:
                 for statement in append_only_sql(table):
                     raw.execute(statement)
-        grant_runtime_privileges(raw, RoleNames())
+        grant_runtime_privileges(raw, configured_roles())
