@@ -105,9 +105,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser reads the request stream itself, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE (checked
-    only by `request.body`) never applies to it. This one reads at most that many bytes and refuses more
-    (413 through `exception_handler`), whatever Content-Length claims."""
+    """JSON bodies up to DATA_UPLOAD_MAX_MEMORY_SIZE; larger ones answer 413 (through `exception_handler`).
+
+    DRF 3.18 already hands JSON parsers `request.body`, which enforces the limit; older DRF versions that
+    the dependency range allows parsed the raw stream and skipped it. This parser keeps the promise on
+    either: it never reads more than the limit, whatever Content-Length claims."""
 
     def parse(
         self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None

@@ -238,3 +238,41 @@ def test_the_docs_page_loads_only_same_origin_assets_under_the_nonce_csp() -> No
     assert "javascript" in script["Content-Type"]
     assert "SwaggerUIBundle" in script.content.decode()
     assert '"/api/schema/"' in script.content.decode()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium is not installed at {CHROMIUM}")
+def test_the_docs_page_renders_in_a_real_browser_without_csp_violations(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    console: list[str] = []
+    requested: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.add_init_script(
+                "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+            )
+            page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(f"{live_server.url}/api/docs/")
+            page.wait_for_selector(".opblock", timeout=15_000)
+            assert page.locator(".opblock").count() >= len(V1_OPERATIONS)
+            violations = page.evaluate("() => window.__csp")
+            local_storage = page.evaluate("() => window.localStorage.length")
+        finally:
+            browser.close()
+    assert violations == []
+    assert not [m for m in console if "Content Security Policy" in m or m.startswith("error")]
+    assert all(url.startswith((live_server.url, "data:")) for url in requested), requested
+    assert local_storage == 0
