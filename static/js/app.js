@@ -101,8 +101,8 @@
             return null;
           }
           return response.json().then(function (data) {
-            var role = data.role || (data.membership && data.membership.role);
-            var name = data.full_name || data.email || (data.user && data.user.email);
+            var role = data.role;
+            var name = data.user && (data.user.full_name || data.user.email);
             if (name && role) {
               me.textContent = "Signed in as " + name + " · " + role;
               me.hidden = false;
