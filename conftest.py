@@ -53,3 +53,13 @@ def _flush_as_owner() -> None:
 
 
 _flush_as_owner()
+
+
+@pytest.fixture(autouse=True)
+def _no_tenant_leaks_between_tests():  # type: ignore[no-untyped-def]
+    """Each test starts without a tenant, and one left active (e.g. by `activate()`) does not leak on."""
+    from tenants import context
+
+    token = context._current.set(None)
+    yield
+    context._current.reset(token)

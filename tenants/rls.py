@@ -87,11 +87,17 @@ def apply_row_level_security(using: str = "default", **_: Any) -> None:
     from tenants.roles import grant_runtime_privileges
 
     connection = connections[using]
-    existing = set(connection.introspection.table_names())
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg cursor: composes sql.Composed itself
+        existing = set(connection.introspection.table_names(cursor))
+        # A partly reversed migration plan can leave a table without its tenant column for a while.
+        raw.execute(
+            "SELECT table_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND column_name = 'tenant_id'"
+        )
+        with_tenant = {row[0] for row in raw.fetchall()}
         for table in tenant_owned_tables():
-            if table in existing:
+            if table in existing and table in with_tenant:
                 for statement in policy_sql(table):
                     raw.execute(statement)
         raw.execute(APPEND_ONLY_FUNCTION)
