@@ -128,13 +128,8 @@ def members(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Invitation sent to {invite_form.cleaned_data['email']}.")
                 return redirect("dashboard:members")
     rows = []
-    for membership in (
-        Membership.objects.select_related("user")
-        .filter(tenant=request.tenant)
-        .order_by(  # type: ignore[attr-defined]
-            "user__email"
-        )
-    ):
+    tenant = request.tenant  # type: ignore[attr-defined]
+    for membership in Membership.objects.select_related("user").filter(tenant=tenant).order_by("user__email"):
         editable = can_manage and can_assign(actor_role, membership.role)
         rows.append(
             {

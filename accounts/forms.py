@@ -120,7 +120,7 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args: Any, actor_role: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = assignable_role_choices(actor_role)
+        self.fields["role"].choices = assignable_role_choices(actor_role)  # type: ignore[attr-defined]
         self.fields["role"].initial = Role.VIEWER
 
 
@@ -140,7 +140,7 @@ class ApiKeyCreateForm(forms.Form):
 
     def __init__(self, *args: Any, actor_role: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = assignable_role_choices(actor_role)
+        self.fields["role"].choices = assignable_role_choices(actor_role)  # type: ignore[attr-defined]
         self.fields["role"].initial = Role.VIEWER
 
     def clean_name(self) -> str:
@@ -173,10 +173,10 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, *args: Any, actions: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["action"].choices = [("", "Any action"), *[(a, a) for a in actions]]
+        self.fields["action"].choices = [("", "Any action"), *[(a, a) for a in actions]]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             raise forms.ValidationError("“From” must be on or before “To”.")
         return data
@@ -215,7 +215,7 @@ class InvitationSignupForm(forms.Form):
         self.email = email
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         first, second = data.get("password1"), data.get("password2")
         if first and second and first != second:
             self.add_error("password2", "The two passwords differ.")

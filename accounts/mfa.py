@@ -49,7 +49,7 @@ def mfa_requirement(request: HttpRequest) -> MfaStep | None:
     user = request.user
     if not user.is_authenticated or is_verified(user):
         return None
-    if has_confirmed_device(user):  # type: ignore[arg-type]
+    if has_confirmed_device(user):
         return "challenge"
     tenant = getattr(request, "tenant", None)
     if tenant is not None and tenant.require_mfa:
@@ -95,6 +95,7 @@ def totp_qr_svg(device: TOTPDevice) -> str:
 def totp_confirm(*, request: HttpRequest, device: TOTPDevice, code: str) -> bool:
     """Confirm a device being set up with a code from the app; on success the session is verified."""
     user = request.user
+    assert isinstance(user, User)
     locked = (
         TOTPDevice.objects.select_for_update().filter(pk=device.pk, user_id=user.pk, confirmed=False).first()
     )
@@ -106,7 +107,7 @@ def totp_confirm(*, request: HttpRequest, device: TOTPDevice, code: str) -> bool
     session_cycle(request)
     otp_login(request, locked)
     if current_tenant() is not None:
-        audit_record(actor=user, action="user.mfa_enable", target=user, target_label=user.email)  # type: ignore[arg-type]
+        audit_record(actor=user, action="user.mfa_enable", target=user, target_label=user.email)
     return True
 
 
@@ -160,7 +161,11 @@ def pending_login(request: HttpRequest) -> PendingLogin | None:
     if not isinstance(data, dict) or time.time() - float(data.get("at", 0)) > PENDING_SECONDS:
         request.session.pop(PENDING_SESSION_KEY, None)
         return None
-    user = get_user_model().objects.filter(pk=data.get("user_id"), is_active=True).first()
+    user_id = data.get("user_id")
+    if not isinstance(user_id, int):
+        request.session.pop(PENDING_SESSION_KEY, None)
+        return None
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         request.session.pop(PENDING_SESSION_KEY, None)
         return None

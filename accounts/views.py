@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
@@ -52,7 +53,7 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     redirect_authenticated_user = True
 
-    def form_valid(self, form: LoginForm) -> HttpResponse:
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         user = form.get_user()
         if mfa.has_confirmed_device(user):
             mfa.pending_login_start(self.request, user, self.get_success_url())
@@ -83,7 +84,7 @@ def mfa_challenge(request: HttpRequest) -> HttpResponse:
         next_url = _safe_next(request, request.GET.get("next") or request.POST.get("next"))
         if mfa.is_verified(user):
             return redirect(next_url)
-        if not mfa.has_confirmed_device(user):  # type: ignore[arg-type]
+        if not mfa.has_confirmed_device(user):
             return redirect(f"{reverse('accounts:mfa_setup')}?next={next_url}")
     else:
         pending = mfa.pending_login(request)
@@ -95,7 +96,7 @@ def mfa_challenge(request: HttpRequest) -> HttpResponse:
 
     form = TotpCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        device = mfa.totp_verify(user=user, code=form.cleaned_data["code"])  # type: ignore[arg-type]
+        device = mfa.totp_verify(user=user, code=form.cleaned_data["code"])
         if device is not None:
             if pending is not None:
                 auth_login(request, pending.user, backend=pending.backend)
@@ -104,7 +105,7 @@ def mfa_challenge(request: HttpRequest) -> HttpResponse:
                 mfa.session_cycle(request)
             otp_login(request, device)
             return redirect(next_url)
-        if mfa.totp_throttled(user):  # type: ignore[arg-type]
+        if mfa.totp_throttled(user):
             form.add_error("code", "Too many wrong codes. Wait a minute, then try the newest code.")
         else:
             form.add_error("code", "That code is not right or has expired. Try the newest code in your app.")
@@ -117,7 +118,7 @@ def mfa_challenge(request: HttpRequest) -> HttpResponse:
 def mfa_setup(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect(f"{reverse('accounts:login')}?next={request.get_full_path()}")
-    user: User = request.user  # type: ignore[assignment]
+    user: User = request.user
     next_url = _safe_next(request, request.GET.get("next") or request.POST.get("next"))
     if mfa.has_confirmed_device(user):
         if not mfa.is_verified(user):
@@ -190,7 +191,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     form = TenantSwitchForm(request.POST)
     if not form.is_valid():
         raise Http404("No such company.")
-    membership = memberships_of(request.user).filter(tenant__public_id=form.cleaned_data["tenant"]).first()  # type: ignore[arg-type]
+    membership = memberships_of(request.user).filter(tenant__public_id=form.cleaned_data["tenant"]).first()
     if membership is None:
         raise Http404("No such company.")
     if request.session.session_key:
@@ -224,14 +225,14 @@ def invitation_accept_view(request: HttpRequest, tenant_public_id: UUID, token: 
     context: dict[str, Any] = {"invitation": invitation, "tenant": tenant}
     user = request.user
     if user.is_authenticated:
-        if user.email.lower() != invitation.email.lower():  # type: ignore[union-attr]
+        if user.email.lower() != invitation.email.lower():
             return render(request, "accounts/invitation.html", {**context, "state": "wrong_user"}, status=403)
-        if mfa.has_confirmed_device(user) and not mfa.is_verified(user):  # type: ignore[arg-type]
+        if mfa.has_confirmed_device(user) and not mfa.is_verified(user):
             return redirect(f"{reverse('accounts:mfa_challenge')}?next={request.get_full_path()}")
         if request.method == "POST":
             try:
                 with tenant_context(tenant):
-                    invitation_accept(invitation=invitation, user=user)  # type: ignore[arg-type]
+                    invitation_accept(invitation=invitation, user=user)
             except AccountError as error:
                 return render(
                     request,
