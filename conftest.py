@@ -11,7 +11,12 @@ os.environ.setdefault("APP_TESTING", "1")
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(request: pytest.FixtureRequest, django_test_environment: None, django_db_blocker):  # type: ignore[no-untyped-def]
+def django_db_setup(  # type: ignore[no-untyped-def]
+    request: pytest.FixtureRequest,
+    django_test_environment: None,
+    django_db_blocker,
+    django_db_modify_db_settings: None,  # pytest-xdist: one test database per worker (test_<name>_gw0...)
+):
     from django.test.utils import setup_databases, teardown_databases
 
     from tenants.db import as_owner
