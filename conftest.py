@@ -22,7 +22,9 @@ def django_db_setup(  # type: ignore[no-untyped-def]
     from tenants.db import as_owner
 
     with django_db_blocker.unblock(), as_owner("default"):
-        db_cfg = setup_databases(verbosity=0, interactive=False, keepdb=False, aliases={"default", "platform"})
+        db_cfg = setup_databases(
+            verbosity=0, interactive=False, keepdb=False, aliases={"default", "platform"}
+        )
     yield
     with django_db_blocker.unblock(), as_owner("default"):
         from django.db import connections
