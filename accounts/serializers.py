@@ -143,7 +143,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = (
+        fields: tuple[str, ...] = (
             "public_id",
             "name",
             "prefix",
@@ -155,7 +155,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "last_used_at",
             "revoked_at",
         )
-        read_only_fields = fields
+        read_only_fields: tuple[str, ...] = fields
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

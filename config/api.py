@@ -35,7 +35,7 @@ def _redis() -> redis.Redis:
 class ApiError(exceptions.APIException):
     """An error a user can cause, with a stable machine-readable code."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_request"
 
     def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None) -> None:
@@ -99,7 +99,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     )
     message = _message(exc.detail)
     if isinstance(exc, exceptions.ValidationError) and fields:
-        non_field = fields.get("non_field_errors")
+        non_field: Any = fields.get("non_field_errors")
         message = str(non_field[0]) if non_field else "Some fields are not valid."
     return error_response(code, message, exc.status_code, fields, headers)
 
@@ -112,7 +112,7 @@ class JSONParser(parsers.JSONParser):
     either: it never reads more than the limit, whatever Content-Length claims."""
 
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None
+        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if limit is not None and stream is not None:
@@ -177,14 +177,26 @@ def parse_query(request: Request, serializer_class: type[serializers.Serializer]
 # --- The error shape, for the OpenAPI schema ----------------------------------------------------------
 
 
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable, machine-readable (validation_error, not_found, ...).")
-    message = serializers.CharField(help_text="For people.")
-    fields = serializers.DictField(required=False, help_text="Per-field messages, for validation errors.")
+def _error_body() -> serializers.Serializer:
+    from drf_spectacular.utils import inline_serializer
+
+    # Built inline: a declared field named `fields` would shadow Serializer.fields.
+    return inline_serializer(
+        name="ErrorBody",
+        fields={
+            "code": serializers.CharField(
+                help_text="Stable, machine-readable (validation_error, not_found...)."
+            ),
+            "message": serializers.CharField(help_text="For people."),
+            "fields": serializers.DictField(
+                required=False, help_text="Per-field messages (validation errors)."
+            ),
+        },
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()
+    error = _error_body()
 
 
 _ERROR_DESCRIPTIONS = {
@@ -230,7 +242,8 @@ class TenantRateThrottle(BaseThrottle):
     _PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
     def __init__(self) -> None:
-        rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope]
+        rates: Any = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+        rate: str = rates[self.scope]
         count, _, period = rate.partition("/")
         self.limit = int(count)
         self.period = self._PERIODS[period]
@@ -283,7 +296,7 @@ class IdempotentPostMixin:
         raw = raw.strip()
         if not raw or len(raw) > 200:
             raise ApiError("Idempotency-Key must be 1 to 200 characters.", code="invalid_idempotency_key")
-        auth = request.auth
+        auth: Any = request.auth  # accounts.authentication.AuthContext
         who = f"{auth.tenant.pk}:{'k' + str(auth.api_key.pk) if auth.api_key else 'u' + str(auth.user.pk)}"
         return f"idempotency:{who}:{hashlib.sha256(raw.encode()).hexdigest()}"
 

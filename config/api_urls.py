@@ -4,7 +4,7 @@ Included by config/urls.py as `path("api/", include("config.api_urls"))`; URL na
 `api` namespace (`api:me`, `api:member-detail`, `api:schema`, ...).
 """
 
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from config.api_docs import ApiDocsView, api_not_found
@@ -12,7 +12,7 @@ from tenants import api as tenants_api
 
 app_name = "api"
 
-v1 = [
+v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api_urls")),
     path("audit-events", tenants_api.AuditEventListView.as_view(), name="audit-event-list"),
     path("job-runs", tenants_api.JobRunListView.as_view(), name="job-run-list"),
