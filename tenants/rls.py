@@ -61,7 +61,8 @@ def append_only_sql(table: str) -> list[sql.Composed]:
     return [
         sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, ident),
         sql.SQL(
-            "CREATE TRIGGER {} BEFORE UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION app_refuse_change()"
+            "CREATE TRIGGER {} BEFORE UPDATE OR DELETE ON {} FOR EACH ROW"
+            " EXECUTE FUNCTION app_refuse_change()"
         ).format(trigger, ident),
     ]
 
