@@ -23,7 +23,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 
 from accounts import mfa
-from accounts.forms import InvitationSignupForm, LoginForm, TenantSwitchForm, TotpCodeForm
+from accounts.forms import (
+    InvitationSignupForm,
+    LoginForm,
+    ResetPasswordForm,
+    ResetRequestForm,
+    TenantSwitchForm,
+    TotpCodeForm,
+)
 from accounts.models import Invitation, User
 from accounts.selectors import memberships_of
 from accounts.services import AccountError, hash_secret, invitation_accept, invitation_find
@@ -283,6 +290,7 @@ def _joined(request: HttpRequest, tenant: Tenant) -> HttpResponseRedirect:
 
 class PasswordResetView(auth_views.PasswordResetView):
     template_name = "registration/password_reset_form.html"
+    form_class = ResetRequestForm
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
@@ -294,6 +302,7 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "registration/password_reset_confirm.html"
+    form_class = ResetPasswordForm
     success_url = reverse_lazy("accounts:password_reset_complete")
 
 
