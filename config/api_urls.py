@@ -5,6 +5,7 @@ Included by config/urls.py as `path("api/", include("config.api_urls"))`; URL na
 """
 
 from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from config.api_docs import ApiDocsView, api_not_found
@@ -22,5 +23,7 @@ urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", ApiDocsView.as_view(url_name="api:schema"), name="docs"),
+    path("docs", RedirectView.as_view(pattern_name="api:docs", permanent=True)),
+    path("", RedirectView.as_view(pattern_name="api:docs")),
     re_path(r"", api_not_found),  # last: unknown /api/ paths answer 404 in the error shape
 ]

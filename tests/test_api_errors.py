@@ -125,6 +125,12 @@ def test_unknown_api_paths_answer_in_the_error_shape(client: APIClient, path: st
 
 
 @pytest.mark.django_db
+def test_the_docs_are_easy_to_find(client: APIClient) -> None:
+    assert client.get("/api/docs")["Location"] == "/api/docs/"
+    assert client.get("/api/")["Location"] == "/api/docs/"
+
+
+@pytest.mark.django_db
 def test_an_unsupported_method_is_405(client: APIClient) -> None:
     assert_error(client.put("/api/v1/me", {}, format="json"), 405, "method_not_allowed")
     assert_error(client.delete("/api/v1/members"), 405, "method_not_allowed")
