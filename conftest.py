@@ -4,6 +4,7 @@ runtime role (not superuser, not owner, not BYPASSRLS), exactly like the product
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,7 +12,7 @@ os.environ.setdefault("APP_TESTING", "1")
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(  # type: ignore[no-untyped-def]
+def django_db_setup(
     request: pytest.FixtureRequest,
     django_test_environment: None,
     django_db_blocker,
@@ -63,7 +64,7 @@ _flush_as_owner()
 
 
 @pytest.fixture(autouse=True)
-def _no_tenant_leaks_between_tests():  # type: ignore[no-untyped-def]
+def _no_tenant_leaks_between_tests() -> Iterator[None]:
     """Each test starts without a tenant, and one left active (e.g. by `activate()`) does not leak on."""
     from tenants import context
 

@@ -152,7 +152,7 @@ def check_roles(runtime: psycopg.Connection, bypass: psycopg.Connection) -> None
             [TABLE],
         ).fetchone()
         assert row is not None
-        return row  # type: ignore[return-value]
+        return row
 
     name, superuser, bypasses, owns = attributes(runtime)
     if superuser or bypasses or owns:
@@ -186,8 +186,8 @@ def run(args: argparse.Namespace) -> None:
     runtime_url = _url("DATABASE_URL")
     owner_url = os.environ.get("DATABASE_OWNER_URL") or _url("DATABASE_ADMIN_URL")
     bypass_url = _url("DATABASE_PLATFORM_URL")
-    runtime_role = psycopg.conninfo.conninfo_to_dict(runtime_url).get("user") or "app_runtime"
-    bypass_role = psycopg.conninfo.conninfo_to_dict(bypass_url).get("user") or "app_platform"
+    runtime_role = str(psycopg.conninfo.conninfo_to_dict(runtime_url).get("user") or "app_runtime")
+    bypass_role = str(psycopg.conninfo.conninfo_to_dict(bypass_url).get("user") or "app_platform")
     scratch = args.database
 
     print("RLS cost benchmark")
@@ -210,7 +210,10 @@ def run(args: argparse.Namespace) -> None:
             check_roles(rls, bypass)
 
             def set_tenant(tenant: int) -> Callable[[], None]:
-                return lambda: rls.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant)])
+                def prelude() -> None:
+                    rls.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant)])
+
+                return prelude
 
             variants = {
                 "list newest 50": (SELECT_LIST + ORDER, SELECT_LIST + " WHERE tenant_id = %s" + ORDER),

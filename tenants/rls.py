@@ -78,8 +78,9 @@ def configured_roles() -> Any:
     # From the URLs, not from DATABASES: during `migrate` the default alias is switched to the owner.
     urls = (settings.DATABASE_OWNER_URL, settings.DATABASE_URL, settings.DATABASE_PLATFORM_URL)
     names = tuple(dj_database_url.parse(url).get("USER") for url in urls)
-    if all(names) and len(set(names)) == 3:
-        return RoleNames(owner=names[0], runtime=names[1], platform=names[2])
+    owner, runtime, platform = (str(name or "") for name in names)
+    if owner and runtime and platform and len({owner, runtime, platform}) == 3:
+        return RoleNames(owner=owner, runtime=runtime, platform=platform)
     return RoleNames()
 
 
