@@ -372,8 +372,8 @@ class ApiKeyCollectionView(ListCreateApiView):
             role=data["role"],
             expires_at=data.get("expires_at"),
         )
-        key.key = raw  # type: ignore[attr-defined]  # shown once, in this response only
-        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+        # The secret is shown once, in this response only.
+        return Response({**ApiKeySerializer(key).data, "key": raw}, status=status.HTTP_201_CREATED)
 
 
 class ApiKeyDetailView(AccountsApiView):
