@@ -57,11 +57,29 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "tenant", "role", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "prefix",
+        "tenant",
+        "role",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("role",)
     search_fields = ("name", "prefix", "tenant__name")
-    fields = ("name", "prefix", "tenant", "role", "created_by", "created_at", "expires_at", "last_used_at",
-              "revoked_at")
+    fields = (
+        "name",
+        "prefix",
+        "tenant",
+        "role",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

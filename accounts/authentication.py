@@ -50,17 +50,29 @@ class DashboardTokenAuthentication(authentication.BaseAuthentication):
             return None
         record = tokens.token_check(raw)
         if record is None:
-            raise exceptions.AuthenticationFailed("This session token has expired or was revoked; sign in again.")
+            raise exceptions.AuthenticationFailed(
+                "This session token has expired or was revoked; sign in again."
+            )
         membership = (
             Membership.objects.select_related("user", "tenant")
-            .filter(user_id=record.user_id, tenant_id=record.tenant_id, user__is_active=True,
-                    tenant__is_active=True)
+            .filter(
+                user_id=record.user_id,
+                tenant_id=record.tenant_id,
+                user__is_active=True,
+                tenant__is_active=True,
+            )
             .first()
         )
         if membership is None:
             raise exceptions.AuthenticationFailed("You are no longer a member of this company.")
+        if membership.tenant.require_mfa and not record.mfa_verified:
+            raise exceptions.AuthenticationFailed(
+                "This company requires two-factor authentication; sign in again with your code."
+            )
         context.activate(membership.tenant)
-        return membership.user, AuthContext(tenant=membership.tenant, role=membership.role, user=membership.user)
+        return membership.user, AuthContext(
+            tenant=membership.tenant, role=membership.role, user=membership.user
+        )
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

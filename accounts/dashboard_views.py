@@ -313,7 +313,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 def company(request: HttpRequest) -> HttpResponse:
     actor, actor_role = _actor(request)
     tenant = request.tenant  # type: ignore[attr-defined]
-    form = CompanySettingsForm(request.POST or None, initial={"require_mfa": tenant.require_mfa})
+    # An unticked box sends nothing: bind on POST even when the body is empty.
+    form = CompanySettingsForm(
+        request.POST if request.method == "POST" else None, initial={"require_mfa": tenant.require_mfa}
+    )
     if request.method == "POST" and form.is_valid():
         require = form.cleaned_data["require_mfa"]
         if require and not mfa.is_verified(request.user):

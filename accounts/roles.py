@@ -19,15 +19,15 @@ class Role(models.TextChoices):
 
 
 class Permission(StrEnum):
-    VIEW_DASHBOARD = "view_dashboard"          # listings, automation status, job runs
-    SEE_MONEY = "see_money"                    # profit, costs, fees, revenue
-    CHANGE_AUTOMATION = "change_automation"    # repricing/inventory/ads rules, kill switch, reprice now
-    CONNECT_AMAZON = "connect_amazon"          # add/disconnect Seller Central and Ads accounts
-    MANAGE_MEMBERS = "manage_members"          # invite, change roles, remove members
-    MANAGE_API_KEYS = "manage_api_keys"        # create and revoke API keys
+    VIEW_DASHBOARD = "view_dashboard"  # listings, automation status, job runs
+    SEE_MONEY = "see_money"  # profit, costs, fees, revenue
+    CHANGE_AUTOMATION = "change_automation"  # repricing/inventory/ads rules, kill switch, reprice now
+    CONNECT_AMAZON = "connect_amazon"  # add/disconnect Seller Central and Ads accounts
+    MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
+    MANAGE_API_KEYS = "manage_api_keys"  # create and revoke API keys
     VIEW_AUDIT_LOG = "view_audit_log"
-    HANDLE_PRIVACY = "handle_privacy"          # data-subject requests, exports, erasure
-    MANAGE_TENANT = "manage_tenant"            # company settings such as "require MFA"
+    HANDLE_PRIVACY = "handle_privacy"  # data-subject requests, exports, erasure
+    MANAGE_TENANT = "manage_tenant"  # company settings such as "require MFA"
 
 
 P = Permission

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Invitation, Membership, User
@@ -44,8 +44,10 @@ def _require(actor_role: str, permission: Permission) -> None:
         raise AccountError("Your role does not allow this.", code="permission_denied", status=403)
 
 
-def _owner_count(tenant: Tenant) -> int:
-    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
+def _lock_owners(tenant: Tenant) -> int:
+    """Lock every owner membership of the company (in one order, so two concurrent changes queue up
+    instead of both seeing two owners) and return how many there are."""
+    return len(Membership.objects.filter(tenant=tenant, role=Role.OWNER).order_by("pk").select_for_update())
 
 
 # --- Invitations ----------------------------------------------------------------------------------------
@@ -68,6 +70,12 @@ def invitation_create(
     for pending in Invitation.objects.filter(email__iexact=email, accepted_at=None, revoked_at=None):
         pending.revoked_at = now
         pending.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="member.invite_revoke",
+            target=pending,
+            changes={"reason": "replaced by a new invitation"},
+        )
     raw = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         tenant=tenant,
@@ -77,7 +85,9 @@ def invitation_create(
         invited_by=actor,
         expires_at=now + timedelta(days=settings.INVITATION_VALID_DAYS),
     )
-    audit_record(actor=actor, action="member.invite", target=invitation, changes={"email": email, "role": role})
+    audit_record(
+        actor=actor, action="member.invite", target=invitation, changes={"email": email, "role": role}
+    )
     link = f"{accept_url_base}/invitations/{tenant.public_id}/{raw}/"
     inviter = actor.display_name if actor else "Your team"
     transaction.on_commit(
@@ -107,15 +117,21 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     if not invitation.is_pending:
         raise AccountError("This invitation has expired or was already used.", code="invitation_invalid")
     if user.email.lower() != invitation.email.lower():
-        raise AccountError("This invitation was sent to another email address.", code="invitation_wrong_user",
-                           status=403)
+        raise AccountError(
+            "This invitation was sent to another email address.", code="invitation_wrong_user", status=403
+        )
     membership, _ = Membership.objects.get_or_create(
         tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
     )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at", "updated_at"])
-    audit_record(actor=user, action="member.join", target=membership, target_label=user.email,
-                 changes={"role": membership.role})
+    audit_record(
+        actor=user,
+        action="member.join",
+        target=membership,
+        target_label=user.email,
+        changes={"role": membership.role},
+    )
     return membership
 
 
@@ -140,14 +156,20 @@ def membership_change_role(
         raise AccountError(f"Unknown role {role!r}.", code="invalid_role")
     if not can_assign(actor_role, role) or not can_assign(actor_role, membership.role):
         raise AccountError("Only an owner can make or change an owner.", code="permission_denied", status=403)
+    owners = _lock_owners(membership.tenant)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    if locked.role == Role.OWNER and role != Role.OWNER and _owner_count(locked.tenant) <= 1:
+    if locked.role == Role.OWNER and role != Role.OWNER and owners <= 1:
         raise AccountError("A company needs at least one owner.", code="last_owner", status=409)
     before = locked.role
     locked.role = role
     locked.save(update_fields=["role", "updated_at"])
-    audit_record(actor=actor, action="member.role_change", target=locked, target_label=locked.user.email,
-                 changes={"role": [before, role]})
+    audit_record(
+        actor=actor,
+        action="member.role_change",
+        target=locked,
+        target_label=locked.user.email,
+        changes={"role": [before, role]},
+    )
     return locked
 
 
@@ -156,11 +178,17 @@ def membership_remove(*, membership: Membership, actor: User | None, actor_role:
     _require(actor_role, Permission.MANAGE_MEMBERS)
     if not can_assign(actor_role, membership.role):
         raise AccountError("Only an owner can remove an owner.", code="permission_denied", status=403)
+    owners = _lock_owners(membership.tenant)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
-    if locked.role == Role.OWNER and _owner_count(locked.tenant) <= 1:
+    if locked.role == Role.OWNER and owners <= 1:
         raise AccountError("A company needs at least one owner.", code="last_owner", status=409)
-    audit_record(actor=actor, action="member.remove", target=locked, target_label=locked.user.email,
-                 changes={"role": locked.role})
+    audit_record(
+        actor=actor,
+        action="member.remove",
+        target=locked,
+        target_label=locked.user.email,
+        changes={"role": locked.role},
+    )
     locked.delete()
 
 
@@ -176,8 +204,8 @@ def api_key_create(
     actor: User | None,
     name: str,
     role: str,
+    actor_role: str,
     expires_at: datetime | None = None,
-    actor_role: str = Role.OWNER,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns it and the raw value, which is shown once and never stored."""
     _require(actor_role, Permission.MANAGE_API_KEYS)
@@ -193,11 +221,24 @@ def api_key_create(
     prefix = secrets.token_hex(4)
     raw = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
-        tenant=tenant, name=name[:100], prefix=prefix, key_hash=hash_secret(raw), role=role, created_by=actor,
+        tenant=tenant,
+        name=name[:100],
+        prefix=prefix,
+        key_hash=hash_secret(raw),
+        role=role,
+        created_by=actor,
         expires_at=expires_at,
     )
-    audit_record(actor=actor, action="api_key.create", target=key,
-                 changes={"name": key.name, "role": role, "expires_at": expires_at.isoformat() if expires_at else None})
+    audit_record(
+        actor=actor,
+        action="api_key.create",
+        target=key,
+        changes={
+            "name": key.name,
+            "role": role,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return key, raw
 
 
@@ -240,39 +281,72 @@ def user_update_preferences(
     if dashboard_layout is not None:
         density = dashboard_layout.get("density", "comfortable")
         if density not in DASHBOARD_LAYOUTS or set(dashboard_layout) - {"density"}:
-            raise AccountError("Dashboard layout takes only density: comfortable or compact.",
-                               code="invalid_layout")
+            raise AccountError(
+                "Dashboard layout takes only density: comfortable or compact.", code="invalid_layout"
+            )
         if dashboard_layout != user.dashboard_layout:
             user.dashboard_layout = dict(dashboard_layout)
             changes["dashboard_layout"] = user.dashboard_layout
     if notification_preferences is not None:
         unknown = set(notification_preferences) - set(NOTIFICATION_KINDS)
         if unknown or not all(isinstance(v, bool) for v in notification_preferences.values()):
-            raise AccountError(f"Notification preferences are on/off for: {', '.join(NOTIFICATION_KINDS)}.",
-                               code="invalid_notifications")
+            raise AccountError(
+                f"Notification preferences are on/off for: {', '.join(NOTIFICATION_KINDS)}.",
+                code="invalid_notifications",
+            )
         merged = {**user.notification_preferences, **notification_preferences}
         if merged != user.notification_preferences:
             user.notification_preferences = merged
             changes["notification_preferences"] = merged
     if changes:
-        user.save(update_fields=[f for f in ("full_name", "theme", "dashboard_layout", "notification_preferences")
-                                 if f in changes])
+        user.save(
+            update_fields=[
+                f
+                for f in ("full_name", "theme", "dashboard_layout", "notification_preferences")
+                if f in changes
+            ]
+        )
         from tenants.context import current_tenant
 
         if current_tenant() is not None:
-            audit_record(actor=user, action="user.preferences", target=user, target_label=user.email,
-                         changes=changes)
+            audit_record(
+                actor=user, action="user.preferences", target=user, target_label=user.email, changes=changes
+            )
     return user
 
 
 @transaction.atomic
-def tenant_set_require_mfa(*, tenant: Tenant, actor: User | None, actor_role: str, require_mfa: bool) -> Tenant:
+def tenant_set_require_mfa(
+    *, tenant: Tenant, actor: User | None, actor_role: str, require_mfa: bool
+) -> Tenant:
     _require(actor_role, Permission.MANAGE_TENANT)
     if tenant.require_mfa != require_mfa:
         tenant.require_mfa = require_mfa
         tenant.save(update_fields=["require_mfa", "updated_at"])
-        audit_record(actor=actor, action="tenant.require_mfa", target=tenant, changes={"require_mfa": require_mfa})
+        audit_record(
+            actor=actor, action="tenant.require_mfa", target=tenant, changes={"require_mfa": require_mfa}
+        )
     return tenant
+
+
+def user_create(*, email: str, password: str, full_name: str = "") -> User:
+    """A new person (invitation sign-up, demo seed). Raises AccountError if the email is taken."""
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise AccountError(
+            "An account with this email address already exists; sign in instead.",
+            code="email_taken",
+            status=409,
+        )
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email=email, password=password, full_name=full_name.strip()[:200])
+    except IntegrityError as error:  # a concurrent sign-up with the same address won the race
+        raise AccountError(
+            "An account with this email address already exists; sign in instead.",
+            code="email_taken",
+            status=409,
+        ) from error
 
 
 @transaction.atomic

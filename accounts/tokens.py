@@ -18,6 +18,7 @@ from django.conf import settings
 PREFIX = "sp_dt_"
 _KEY = "dashtoken:{}"
 _SESSION_SET = "dashtoken-session:{}"
+_USER_SET = "dashtoken-user:{}"
 
 
 def _client() -> redis.Redis:
@@ -34,10 +35,16 @@ class DashboardToken:
     tenant_id: int
     session_key: str
     absolute_expires_at: float
+    mfa_verified: bool = False
 
 
-def token_issue(*, user_id: int, tenant_id: int, session_key: str) -> tuple[str, int]:
-    """Return (raw token, seconds until idle expiry). Only the hash is stored."""
+def token_issue(
+    *, user_id: int, tenant_id: int, session_key: str, mfa_verified: bool = False
+) -> tuple[str, int]:
+    """Return (raw token, seconds until idle expiry). Only the hash is stored.
+
+    `mfa_verified` records whether the session had passed two-factor authentication, so a company
+    that starts requiring it refuses older tokens at once."""
     raw = PREFIX + secrets.token_urlsafe(32)
     digest = _hash(raw)
     idle = settings.DASHBOARD_TOKEN_IDLE_SECONDS
@@ -46,12 +53,15 @@ def token_issue(*, user_id: int, tenant_id: int, session_key: str) -> tuple[str,
         "tenant_id": tenant_id,
         "session_key": session_key,
         "absolute_expires_at": time.time() + settings.DASHBOARD_TOKEN_ABSOLUTE_SECONDS,
+        "mfa_verified": mfa_verified,
     }
     client = _client()
     pipe = client.pipeline()
     pipe.set(_KEY.format(digest), json.dumps(record), ex=idle)
     pipe.sadd(_SESSION_SET.format(session_key), digest)
     pipe.expire(_SESSION_SET.format(session_key), settings.DASHBOARD_TOKEN_ABSOLUTE_SECONDS)
+    pipe.sadd(_USER_SET.format(user_id), digest)
+    pipe.expire(_USER_SET.format(user_id), settings.DASHBOARD_TOKEN_ABSOLUTE_SECONDS)
     pipe.execute()
     return raw, idle
 
@@ -75,8 +85,17 @@ def token_check(raw: str) -> DashboardToken | None:
 
 
 def tokens_revoke_for_session(session_key: str) -> int:
+    """Logout and tenant switch: every token this browser session was given."""
+    return _revoke_set(_SESSION_SET.format(session_key))
+
+
+def tokens_revoke_for_user(user_id: int) -> int:
+    """Password reset, deactivation: every token the person holds, in every browser."""
+    return _revoke_set(_USER_SET.format(user_id))
+
+
+def _revoke_set(set_key: str) -> int:
     client = _client()
-    set_key = _SESSION_SET.format(session_key)
     digests = [d.decode() if isinstance(d, bytes) else d for d in client.smembers(set_key)]
     pipe = client.pipeline()
     for digest in digests:

@@ -12,7 +12,6 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
-from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -33,8 +32,8 @@ from accounts.forms import (
 )
 from accounts.models import Invitation, User
 from accounts.selectors import memberships_of
-from accounts.services import AccountError, hash_secret, invitation_accept, invitation_find
-from accounts.tokens import token_issue, tokens_revoke_for_session
+from accounts.services import AccountError, hash_secret, invitation_accept, invitation_find, user_create
+from accounts.tokens import token_issue, tokens_revoke_for_session, tokens_revoke_for_user
 from tenants.context import tenant_context
 from tenants.middleware import SESSION_KEY as TENANT_SESSION_KEY
 from tenants.models import Tenant
@@ -181,7 +180,10 @@ def session_token(request: HttpRequest) -> JsonResponse:
     if not request.session.session_key:
         request.session.save()
     raw, expires_in = token_issue(
-        user_id=request.user.pk, tenant_id=tenant.pk, session_key=request.session.session_key or ""
+        user_id=request.user.pk,
+        tenant_id=tenant.pk,
+        session_key=request.session.session_key or "",
+        mfa_verified=bool(getattr(request.user, "is_verified", lambda: False)()),
     )
     response = JsonResponse({"token": raw, "expires_in": expires_in})
     response["Cache-Control"] = "no-store"
@@ -260,17 +262,12 @@ def invitation_accept_view(request: HttpRequest, tenant_public_id: UUID, token: 
     if request.method == "POST" and form.is_valid():
         try:
             with tenant_context(tenant):  # one transaction: no account without its membership
-                # Own savepoint: a duplicate-email race must leave the transaction usable for the
-                # tenant context's cleanup (which runs a query) before the error reaches us.
-                with transaction.atomic():
-                    new_user = User.objects.create_user(
-                        email=invitation.email,
-                        password=form.cleaned_data["password1"],
-                        full_name=form.cleaned_data["full_name"].strip(),
-                    )
+                new_user = user_create(
+                    email=invitation.email,
+                    password=form.cleaned_data["password1"],
+                    full_name=form.cleaned_data["full_name"],
+                )
                 invitation_accept(invitation=invitation, user=new_user)
-        except IntegrityError:
-            form.add_error(None, "An account with this email address was just created. Sign in to accept.")
         except AccountError as error:
             form.add_error(None, error.message)
         else:
@@ -304,6 +301,12 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "registration/password_reset_confirm.html"
     form_class = ResetPasswordForm
     success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        # Django ends the user's sessions (their auth hash changed); end their API tokens too.
+        tokens_revoke_for_user(form.user.pk)
+        return response
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):

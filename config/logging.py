@@ -7,7 +7,9 @@ import re
 
 _PATTERNS = [
     re.compile(r"(?i)(authorization:\s*bearer\s+)[^\s'\"]+"),
-    re.compile(r"(?i)((?:client_secret|refresh_token|access_token|password|api_key|secret)['\"]?\s*[:=]\s*['\"]?)[^\s'\",&}]+"),
+    re.compile(
+        r"(?i)((?:client_secret|refresh_token|access_token|password|api_key|secret)['\"]?\s*[:=]\s*['\"]?)[^\s'\",&}]+"
+    ),
     re.compile(r"(Atzr\|)[A-Za-z0-9\-_]+"),  # LWA refresh tokens
     re.compile(r"(Atza\|)[A-Za-z0-9\-_]+"),  # LWA access tokens
     re.compile(r"(sp_(?:live|key)_)[A-Za-z0-9\-_]+"),  # our API keys

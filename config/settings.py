@@ -36,11 +36,14 @@ def env_int(name: str, default: int) -> int:
 
 ENVIRONMENT = env("DJANGO_ENV", "development")
 PRODUCTION = ENVIRONMENT == "production"
-TESTING = env_bool("APP_TESTING", False)
+# pytest (>= 8.2) sets PYTEST_VERSION before Django is configured; APP_TESTING=1 forces it elsewhere.
+TESTING = env_bool("APP_TESTING", "PYTEST_VERSION" in os.environ)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env("DJANGO_SECRET_KEY") if PRODUCTION else env("DJANGO_SECRET_KEY", "dev-only-insecure-key")
-ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
+ALLOWED_HOSTS = [
+    h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h
+]
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -116,7 +119,9 @@ DATABASE_PLATFORM_URL = env("DATABASE_PLATFORM_URL", DATABASE_URL)
 
 
 def _database(url: str) -> dict[str, Any]:
-    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)))
+    config: dict[str, Any] = dict(
+        dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))
+    )
     config["CONN_HEALTH_CHECKS"] = True
     config["ATOMIC_REQUESTS"] = False  # tenants.middleware opens the request transaction itself
     options: dict[str, Any] = dict(config.get("OPTIONS") or {})

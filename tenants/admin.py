@@ -62,7 +62,15 @@ class PlatformReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(PlatformReadOnlyAdmin):
-    list_display = ("created_at", "tenant", "actor_label", "action", "target_type", "target_label", "ip_address")
+    list_display = (
+        "created_at",
+        "tenant",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_label",
+        "ip_address",
+    )
     list_filter = ("action",)
     search_fields = ("actor_label", "action", "target_label")
     date_hierarchy = "created_at"
@@ -70,7 +78,15 @@ class AuditEventAdmin(PlatformReadOnlyAdmin):
 
 @admin.register(JobRun)
 class JobRunAdmin(PlatformReadOnlyAdmin):
-    list_display = ("started_at", "tenant", "kind", "outcome", "progress_done", "progress_total", "finished_at")
+    list_display = (
+        "started_at",
+        "tenant",
+        "kind",
+        "outcome",
+        "progress_done",
+        "progress_total",
+        "finished_at",
+    )
     list_filter = ("outcome", "kind")
 
 

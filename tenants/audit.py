@@ -22,7 +22,10 @@ class RequestInfo:
     api_key: ApiKey | None = None
 
 
-request_info: contextvars.ContextVar[RequestInfo] = contextvars.ContextVar("request_info", default=RequestInfo())
+request_info: contextvars.ContextVar[RequestInfo] = contextvars.ContextVar(
+    "request_info",
+    default=RequestInfo(),  # noqa: B039 - a frozen dataclass, never mutated
+)
 
 # Field names whose values are never written to the audit log, only the fact that they changed.
 _SECRET_MARKERS = ("password", "secret", "token", "key_hash", "refresh")

@@ -46,7 +46,9 @@ def _set_database_tenant(tenant_id: int | None, using: str = "default") -> None:
     if not connection.in_atomic_block:
         raise TenantContextMissing("The tenant can only be set inside a transaction (transaction-local).")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, true)", [SETTING, "" if tenant_id is None else str(tenant_id)])
+        cursor.execute(
+            "SELECT set_config(%s, %s, true)", [SETTING, "" if tenant_id is None else str(tenant_id)]
+        )
 
 
 def activate(tenant: Tenant) -> None:
@@ -65,10 +67,14 @@ def tenant_context(tenant: Tenant) -> Iterator[Tenant]:
         token = _current.set(tenant)
         try:
             yield tenant
-        finally:
+        except BaseException:
+            # The atomic block rolls back (a savepoint when nested), taking the setting with it. No
+            # query here: the transaction may be aborted, and a second error would hide the first.
             _current.reset(token)
-            if connections["default"].in_atomic_block and not connections["default"].needs_rollback:
-                _set_database_tenant(previous.pk if previous else None)
+            raise
+        _current.reset(token)
+        # A released savepoint keeps SET LOCAL values: put back the outer tenant (or none) explicitly.
+        _set_database_tenant(previous.pk if previous else None)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,9 @@ ALIAS = "platform"
 M = TypeVar("M", bound=Model)
 
 
-def platform_access_record(*, actor: User | None, reason: str, detail: str = "", ip_address: str | None = None) -> None:
+def platform_access_record(
+    *, actor: User | None, reason: str, detail: str = "", ip_address: str | None = None
+) -> None:
     PlatformAccess.objects.using(ALIAS).create(
         actor=actor,
         actor_label=actor.email if actor is not None else "system",
@@ -30,8 +32,9 @@ def platform_access_record(*, actor: User | None, reason: str, detail: str = "",
     )
 
 
-def platform_queryset(model: type[M], *, actor: User | None, reason: str, detail: str = "",
-                      ip_address: str | None = None) -> QuerySet[M]:
+def platform_queryset(
+    model: type[M], *, actor: User | None, reason: str, detail: str = "", ip_address: str | None = None
+) -> QuerySet[M]:
     """All tenants' rows of `model`, read through the BYPASSRLS role; the access is recorded first."""
     platform_access_record(actor=actor, reason=reason, detail=detail, ip_address=ip_address)
     return model.all_tenants.using(ALIAS)  # type: ignore[attr-defined]

@@ -43,12 +43,21 @@ def ensure_roles_and_database(
     passwords = passwords or {}
     with psycopg.connect(admin_url, autocommit=True) as conn, conn.cursor() as cur:
         # CREATEDB lets the owner build the throw-away test database; the runtime role never can.
-        _ensure_role(cur, roles.owner, "LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOBYPASSRLS",
-                     passwords.get("owner"))
-        _ensure_role(cur, roles.runtime, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
-                     passwords.get("runtime"))
-        _ensure_role(cur, roles.platform, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS",
-                     passwords.get("platform"))
+        _ensure_role(
+            cur, roles.owner, "LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOBYPASSRLS", passwords.get("owner")
+        )
+        _ensure_role(
+            cur,
+            roles.runtime,
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+            passwords.get("runtime"),
+        )
+        _ensure_role(
+            cur,
+            roles.platform,
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS",
+            passwords.get("platform"),
+        )
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
         if not cur.fetchone():
             cur.execute(

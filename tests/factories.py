@@ -15,7 +15,9 @@ PASSWORD = "correct-horse-battery-9"
 
 def make_tenant(name: str | None = None, **fields: Any) -> Tenant:
     n = next(_sequence)
-    return Tenant.objects.create(name=name or f"Company {n}", slug=fields.pop("slug", f"company-{n}"), **fields)
+    return Tenant.objects.create(
+        name=name or f"Company {n}", slug=fields.pop("slug", f"company-{n}"), **fields
+    )
 
 
 def make_user(email: str | None = None, password: str = PASSWORD, **fields: Any) -> User:
@@ -35,4 +37,11 @@ def make_api_key(tenant: Tenant, role: str = Role.ADMIN, **fields: Any) -> tuple
     from tenants.context import tenant_context
 
     with tenant_context(tenant):
-        return api_key_create(tenant=tenant, actor=None, name=fields.pop("name", "test key"), role=role, **fields)
+        return api_key_create(
+            tenant=tenant,
+            actor=None,
+            actor_role=Role.OWNER,
+            name=fields.pop("name", "test key"),
+            role=role,
+            **fields,
+        )

@@ -51,7 +51,9 @@ def test_admin_never_displays_secrets(staff_client: Client) -> None:
     tenant = make_tenant()
     owner = make_member(tenant)
     with tenant_context(tenant):
-        key, raw = api_key_create(tenant=tenant, actor=owner, name="integration", role="viewer")
+        key, raw = api_key_create(
+            tenant=tenant, actor=owner, actor_role="owner", name="integration", role="viewer"
+        )
     secret_part = raw.split("_", 3)[-1]
     for url in (
         "/admin/accounts/apikey/",

@@ -12,14 +12,24 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_DIRS = ["config", "tenants", "accounts", "amazon", "repricing", "inventory", "advertising",
-               "reports", "privacy", "support"]
+SOURCE_DIRS = [
+    "config",
+    "tenants",
+    "accounts",
+    "amazon",
+    "repricing",
+    "inventory",
+    "advertising",
+    "reports",
+    "privacy",
+    "support",
+]
 
 ALLOWED = {
     "all_tenants": {
-        "tenants/models.py",      # defines it
-        "tenants/platform.py",    # the audited platform queryset
-        "tenants/admin.py",       # staff admin, through the platform connection
+        "tenants/models.py",  # defines it
+        "tenants/platform.py",  # the audited platform queryset
+        "tenants/admin.py",  # staff admin, through the platform connection
     },
     "platform_alias": {
         "tenants/platform.py",
@@ -29,14 +39,20 @@ ALLOWED = {
 }
 PATTERNS = {
     "all_tenants": re.compile(r"\.all_tenants\b"),
-    "platform_alias": re.compile(r"""using\(\s*["']platform["']\s*\)|connections\[\s*["']platform["']\s*\]"""),
+    "platform_alias": re.compile(
+        r"""using\(\s*["']platform["']\s*\)|connections\[\s*["']platform["']\s*\]"""
+    ),
 }
 
 
 def _sources() -> list[Path]:
     files: list[Path] = []
     for directory in SOURCE_DIRS:
-        files += [p for p in (ROOT / directory).rglob("*.py") if "tests" not in p.parts and "migrations" not in p.parts]
+        files += [
+            p
+            for p in (ROOT / directory).rglob("*.py")
+            if "tests" not in p.parts and "migrations" not in p.parts
+        ]
     return files
 
 
@@ -53,5 +69,7 @@ def test_escape_hatches_are_used_only_in_listed_places() -> None:
 
 def test_the_scan_finds_the_known_uses() -> None:
     # A scan that finds nothing would pass forever; make sure it sees the definitions.
-    found = {p.relative_to(ROOT).as_posix() for p in _sources() if PATTERNS["all_tenants"].search(p.read_text())}
+    found = {
+        p.relative_to(ROOT).as_posix() for p in _sources() if PATTERNS["all_tenants"].search(p.read_text())
+    }
     assert {"tenants/platform.py", "tenants/admin.py"} <= found

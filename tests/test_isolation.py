@@ -12,8 +12,8 @@ from django.db import DatabaseError, connection, connections, transaction
 from psycopg import sql
 
 from tenants.context import TenantContextMissing, tenant_context
-from tenants.rls import POLICY, tenant_owned_models, tenant_owned_tables
 from tenants.models import Tenant
+from tenants.rls import POLICY, tenant_owned_models, tenant_owned_tables
 from tests.factories import make_tenant
 from tests.isolation_rows import ROW_MAKERS
 
@@ -24,14 +24,18 @@ PLATFORM_TABLES_WITH_TENANT = {"accounts_membership", "accounts_apikey"}
 
 def _count(table: str) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)).as_string(cursor.cursor))
+        cursor.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)).as_string(cursor.cursor)
+        )
         return cursor.fetchone()[0]
 
 
 def _tenant_ids(table: str) -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(
-            sql.SQL("SELECT DISTINCT tenant_id FROM {}").format(sql.Identifier(table)).as_string(cursor.cursor)
+            sql.SQL("SELECT DISTINCT tenant_id FROM {}")
+            .format(sql.Identifier(table))
+            .as_string(cursor.cursor)
         )
         return {row[0] for row in cursor.fetchall()}
 
@@ -48,7 +52,9 @@ def two_tenants_with_rows(db: None) -> tuple[Tenant, Tenant]:
 
 def test_runtime_role_is_not_privileged(db: None) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        cursor.execute(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        )
         superuser, bypass, createrole = cursor.fetchone()
         assert (superuser, bypass, createrole) == (False, False, False)
         cursor.execute(
@@ -78,7 +84,9 @@ def test_every_tenant_owned_table_has_forced_rls_and_policy(db: None) -> None:
             row = cursor.fetchone()
             assert row is not None, f"{table}: no {POLICY} policy"
             qual, with_check = row
-            assert "app.tenant_id" in qual and "app.tenant_id" in with_check, f"{table}: policy does not key on app.tenant_id"
+            assert "app.tenant_id" in qual and "app.tenant_id" in with_check, (
+                f"{table}: policy does not key on app.tenant_id"
+            )
 
 
 def test_every_table_with_a_tenant_column_is_tenant_owned_or_listed(db: None) -> None:
@@ -115,16 +123,26 @@ def test_tenant_a_sees_only_its_rows(two_tenants_with_rows: tuple[Tenant, Tenant
 
 def test_writing_another_tenants_row_is_refused(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     a, b = two_tenants_with_rows
-    for label, maker in ROW_MAKERS.items():
-        with tenant_context(a), pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+    for maker in ROW_MAKERS.values():
+        with (
+            tenant_context(a),
+            pytest.raises(DatabaseError, match="row-level security"),
+            transaction.atomic(),
+        ):
             maker(b, "INTRUDER")
     with tenant_context(a):
         for table in tenant_owned_tables():
             if table == "tenants_auditevent":
                 continue  # append-only: even its own rows cannot be updated (tested below)
-            with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic(), connection.cursor() as cursor:
+            with (
+                pytest.raises(DatabaseError, match="row-level security"),
+                transaction.atomic(),
+                connection.cursor() as cursor,
+            ):
                 cursor.execute(
-                    sql.SQL("UPDATE {} SET tenant_id = %s").format(sql.Identifier(table)).as_string(cursor.cursor),
+                    sql.SQL("UPDATE {} SET tenant_id = %s")
+                    .format(sql.Identifier(table))
+                    .as_string(cursor.cursor),
                     [b.pk],
                 )
     with tenant_context(b):
@@ -132,7 +150,9 @@ def test_writing_another_tenants_row_is_refused(two_tenants_with_rows: tuple[Ten
             assert _count(table) == 1, f"{table}: tenant B's rows changed"
 
 
-def test_updates_and_deletes_of_other_tenant_rows_touch_nothing(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
+def test_updates_and_deletes_of_other_tenant_rows_touch_nothing(
+    two_tenants_with_rows: tuple[Tenant, Tenant],
+) -> None:
     a, b = two_tenants_with_rows
     with tenant_context(a), connection.cursor() as cursor:
         cursor.execute("DELETE FROM tenants_jobrun WHERE tenant_id = %s", [b.pk])
@@ -144,8 +164,15 @@ def test_updates_and_deletes_of_other_tenant_rows_touch_nothing(two_tenants_with
 def test_audit_log_is_append_only(two_tenants_with_rows: tuple[Tenant, Tenant]) -> None:
     a, _ = two_tenants_with_rows
     with tenant_context(a):
-        for statement in ("UPDATE tenants_auditevent SET action = 'forged'", "DELETE FROM tenants_auditevent"):
-            with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        for statement in (
+            "UPDATE tenants_auditevent SET action = 'forged'",
+            "DELETE FROM tenants_auditevent",
+        ):
+            with (
+                pytest.raises(DatabaseError, match="append-only"),
+                transaction.atomic(),
+                connection.cursor() as cursor,
+            ):
                 cursor.execute(statement)
 
 

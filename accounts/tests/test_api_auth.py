@@ -203,3 +203,38 @@ def test_a_token_carries_its_company_and_role(tenant: Tenant, owner: User) -> No
         "/api/v1/tenant", {"require_mfa": True}, format="json"
     )
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_dashboard_token_without_mfa_is_refused_once_the_company_requires_it() -> None:
+    from rest_framework.test import APIClient
+
+    from accounts.tokens import token_issue
+    from tests.factories import make_member, make_tenant
+
+    tenant = make_tenant()
+    user = make_member(tenant)
+    raw, _ = token_issue(user_id=user.pk, tenant_id=tenant.pk, session_key="s1", mfa_verified=False)
+    verified, _ = token_issue(user_id=user.pk, tenant_id=tenant.pk, session_key="s2", mfa_verified=True)
+    client = APIClient()
+    assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    tenant.require_mfa = True
+    tenant.save(update_fields=["require_mfa"])
+    assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+    assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {verified}").status_code == 200
+
+
+@pytest.mark.django_db
+def test_revoking_a_users_tokens_ends_every_browser_session() -> None:
+    from rest_framework.test import APIClient
+
+    from accounts.tokens import token_issue, tokens_revoke_for_user
+    from tests.factories import make_member, make_tenant
+
+    tenant = make_tenant()
+    user = make_member(tenant)
+    tokens = [token_issue(user_id=user.pk, tenant_id=tenant.pk, session_key=f"s{i}")[0] for i in range(2)]
+    assert tokens_revoke_for_user(user.pk) == 2
+    client = APIClient()
+    for raw in tokens:
+        assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401

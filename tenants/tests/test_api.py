@@ -23,7 +23,8 @@ ROLES = [Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.VIEWER]
 
 
 def user_client(user: User, tenant: Tenant) -> APIClient:
-    raw, _ = token_issue(user_id=user.pk, tenant_id=tenant.pk, session_key="s")
+    # As if the session had passed two-factor authentication (the company may start requiring it).
+    raw, _ = token_issue(user_id=user.pk, tenant_id=tenant.pk, session_key="s", mfa_verified=True)
     return APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
 

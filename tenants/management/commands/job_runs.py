@@ -17,4 +17,6 @@ class Command(TenantCommand):
             self.stdout.write("No runs yet.")
         for run in runs:
             progress = f"{run.progress_done}/{run.progress_total or '?'}"
-            self.stdout.write(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.kind:<30} {run.outcome:<10} {progress}")
+            self.stdout.write(
+                f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.kind:<30} {run.outcome:<10} {progress}"
+            )

@@ -1,0 +1,368 @@
+"""The access matrix: every API operation and dashboard page x every kind of visitor x whose object.
+
+Visitors: anonymous; owner, admin, operator, analyst and viewer of company A; an admin of company B
+(the outsider); platform staff who belong to no company. Objects: one of A's and one of B's.
+Expected: a missing permission answers 403; another company's object answers 404 (never its data);
+anonymous visitors get 401 (API) or a redirect to sign in (pages).
+
+Meta-tests fail when a URL pattern or an OpenAPI operation is missing from MATRIX, so a new endpoint
+or page cannot ship without its row here. Canary strings stored in company B never appear in any
+response to company A (and the other way round).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db.models import Model
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from accounts.models import ApiKey, Invitation, Membership, User
+from accounts.roles import Role
+from accounts.services import api_key_create, invitation_create
+from accounts.tokens import token_issue
+from tenants.audit import audit_record
+from tenants.context import tenant_context
+from tenants.models import JobRun, Tenant
+from tests.factories import make_member, make_tenant, make_user
+
+ROLES = ("owner", "admin", "operator", "analyst", "viewer")
+VISITORS = ("anonymous", *ROLES, "outsider", "staff")
+EVERY_ROLE = frozenset(ROLES)
+MANAGERS = frozenset({"owner", "admin"})
+OWNERS = frozenset({"owner"})
+WITH_MONEY = frozenset({"owner", "admin", "operator", "analyst"})
+
+
+@dataclass
+class World:
+    a: Tenant
+    b: Tenant
+    users: dict[str, User]
+    objects: dict[str, dict[str, Model]] = field(default_factory=dict)  # kind -> {"a": obj, "b": obj}
+
+
+def build_world() -> World:
+    a = make_tenant("Alpha Seller CANARY_A", slug="alpha")
+    b = make_tenant("Bravo Seller CANARY_B", slug="bravo")
+    users = {role: make_member(a, role, email=f"{role}@alpha.test") for role in ROLES}
+    users["outsider"] = make_member(b, Role.ADMIN, email="admin-canary_b@bravo.test")
+    users["staff"] = make_user(email="staff@platform.test", is_staff=True, is_superuser=True)
+    world = World(a=a, b=b, users=users)
+    b_owner = make_member(b, Role.OWNER, email="owner-canary_b@bravo.test")
+    owners = {"a": users["owner"], "b": b_owner}
+    for side, tenant in (("a", a), ("b", b)):
+        canary = f"CANARY_{side.upper()}"
+        target = make_member(tenant, Role.VIEWER, email=f"target-{canary.lower()}@{tenant.slug}.test")
+        with tenant_context(tenant):
+            invitation, _ = invitation_create(
+                tenant=tenant,
+                actor=owners[side],
+                actor_role=Role.OWNER,
+                email=f"invitee-{canary.lower()}@example.com",
+                role=Role.VIEWER,
+            )
+            key, _ = api_key_create(
+                tenant=tenant,
+                actor=owners[side],
+                actor_role=Role.OWNER,
+                name=f"key {canary}",
+                role=Role.VIEWER,
+            )
+            JobRun.objects.create(kind=f"sync {canary}", started_at=timezone.now())
+            audit_record(actor=owners[side], action="test.canary", target_label=canary)
+        world.objects.setdefault("membership", {})[side] = Membership.objects.get(user=target, tenant=tenant)
+        world.objects.setdefault("invitation", {})[side] = invitation
+        world.objects.setdefault("api_key", {})[side] = key
+    return world
+
+
+# --- The matrix -----------------------------------------------------------------------------------------
+
+Body = Callable[[World], dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may call one method of one route, and what they get."""
+
+    allowed: frozenset[str]  # roles of the object's company that succeed
+    ok: int  # the status of success
+    body: Body = None  # JSON (API) or form data (pages) that succeeds
+    obj: str | None = None  # the kind of object in the URL (None: no object)
+    anonymous: int | None = None  # default: 401 for API, 302 for pages
+    staff: int | None = None  # default: same as anonymous for the API; pages show "no company" (200)
+    outsider: int | None = None  # default: computed (404 for an object of A; their own data otherwise)
+    public: bool = False  # no sign-in needed: every visitor gets `ok`
+
+
+def api(allowed: frozenset[str], ok: int = 200, body: Body = None, obj: str | None = None) -> Rule:
+    return Rule(allowed=allowed, ok=ok, body=body, obj=obj)
+
+
+def page(
+    allowed: frozenset[str], ok: int = 200, body: Body = None, obj: str | None = None, staff: int | None = 200
+) -> Rule:
+    return Rule(allowed=allowed, ok=ok, body=body, obj=obj, staff=staff)
+
+
+def public(ok: int = 200, body: Body = None) -> Rule:
+    return Rule(allowed=EVERY_ROLE, ok=ok, body=body, public=True)
+
+
+MATRIX: dict[str, dict[str, Rule]] = {
+    # Health and API schema
+    "healthz": {"GET": public()},
+    "readyz": {"GET": public()},
+    "api:schema": {"GET": public()},
+    "api:docs": {"GET": public()},
+    # REST API v1
+    "api:me": {
+        "GET": api(EVERY_ROLE),
+        "PATCH": api(EVERY_ROLE, body=lambda w: {"theme": "dark"}),
+    },
+    "api:tenant": {
+        "GET": api(EVERY_ROLE),
+        "PATCH": api(OWNERS, body=lambda w: {"require_mfa": False}),
+    },
+    "api:member-list": {"GET": api(EVERY_ROLE)},
+    "api:member-detail": {
+        "PATCH": api(MANAGERS, body=lambda w: {"role": "analyst"}, obj="membership"),
+        "DELETE": api(MANAGERS, ok=204, obj="membership"),
+    },
+    "api:invitation-list": {
+        "GET": api(MANAGERS),
+        "POST": api(MANAGERS, ok=201, body=lambda w: {"email": "new-person@example.com", "role": "viewer"}),
+    },
+    "api:invitation-detail": {"DELETE": api(MANAGERS, ok=204, obj="invitation")},
+    "api:api-key-list": {
+        "GET": api(MANAGERS),
+        "POST": api(MANAGERS, ok=201, body=lambda w: {"name": "ERP", "role": "viewer"}),
+    },
+    "api:api-key-detail": {"DELETE": api(MANAGERS, ok=204, obj="api_key")},
+    "api:audit-event-list": {"GET": api(MANAGERS)},
+    "api:job-run-list": {"GET": api(EVERY_ROLE)},
+    # Sign-in and account pages
+    # Signed-in visitors are sent on to the dashboard.
+    "accounts:login": {"GET": Rule(allowed=EVERY_ROLE, ok=302, anonymous=200, staff=302, outsider=302)},
+    "accounts:logout": {"POST": Rule(allowed=EVERY_ROLE, ok=302, anonymous=302, staff=302)},
+    "accounts:password_reset": {
+        "GET": public(),
+        "POST": public(302, body=lambda w: {"email": "x@example.com"}),
+    },
+    "accounts:password_reset_done": {"GET": public()},
+    "accounts:password_reset_complete": {"GET": public()},
+    "accounts:mfa_setup": {"GET": Rule(allowed=EVERY_ROLE, ok=200, staff=200)},
+    "accounts:mfa_challenge": {"GET": Rule(allowed=EVERY_ROLE, ok=302, staff=302)},  # nothing to verify
+    "accounts:session_token": {"POST": Rule(allowed=EVERY_ROLE, ok=200, anonymous=401, staff=403)},
+    "accounts:tenant_switch": {
+        "POST": Rule(
+            allowed=EVERY_ROLE, ok=302, body=lambda w: {"tenant": str(w.a.public_id)}, staff=404, outsider=404
+        ),
+    },
+    # Dashboard pages
+    "dashboard:home": {"GET": page(EVERY_ROLE)},
+    "dashboard:profile": {
+        "GET": page(EVERY_ROLE),
+        "POST": page(
+            EVERY_ROLE,
+            ok=302,
+            staff=302,
+            body=lambda w: {"full_name": "Pat", "theme": "dark", "density": "compact"},
+        ),
+    },
+    "dashboard:members": {
+        "GET": page(EVERY_ROLE),
+        "POST": page(MANAGERS, ok=302, body=lambda w: {"email": "new-person@example.com", "role": "viewer"}),
+    },
+    "dashboard:member_role": {
+        "POST": page(MANAGERS, ok=302, obj="membership", body=lambda w: {"role": "analyst"})
+    },
+    "dashboard:member_remove": {"POST": page(MANAGERS, ok=302, obj="membership")},
+    "dashboard:invitation_revoke": {"POST": page(MANAGERS, ok=302, obj="invitation")},
+    "dashboard:api_keys": {
+        "GET": page(MANAGERS),
+        "POST": page(MANAGERS, ok=200, body=lambda w: {"name": "ERP", "role": "viewer"}),
+    },
+    "dashboard:api_key_revoke": {"POST": page(MANAGERS, ok=302, obj="api_key")},
+    "dashboard:audit_log": {"GET": page(MANAGERS)},
+    "dashboard:company": {"GET": page(OWNERS), "POST": page(OWNERS, ok=302, body=lambda w: {})},
+}
+
+# Routes whose URL carries a one-time secret; they have their own tests (accounts/tests/test_views.py)
+# and are checked here only for "a forged link shows nothing".
+SECRET_LINK_ROUTES = {
+    "accounts:password_reset_confirm": {"uidb64": "MQ", "token": "forged-token"},
+    "accounts:invitation_accept": {
+        "tenant_public_id": "00000000-0000-0000-0000-000000000000",
+        "token": "forged",
+    },
+}
+
+
+# --- Running the matrix -----------------------------------------------------------------------------------
+
+
+def _is_api(route: str) -> bool:
+    return route.startswith("api:")
+
+
+def _url(route: str, rule: Rule, world: World, side: str) -> str:
+    if rule.obj is None:
+        return reverse(route)
+    return reverse(route, kwargs={"public_id": world.objects[rule.obj][side].public_id})  # type: ignore[attr-defined]
+
+
+def _client(world: World, visitor: str, api_call: bool) -> Client:
+    client = Client()
+    if visitor == "anonymous":
+        return client
+    user = world.users[visitor]
+    if api_call:
+        if visitor == "staff":
+            return client  # staff belong to no company: no token can be issued for them
+        tenant = world.b if visitor == "outsider" else world.a
+        raw, _ = token_issue(user_id=user.pk, tenant_id=tenant.pk, session_key="matrix")
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+        return client
+    client.force_login(user)
+    return client
+
+
+def expected_status(rule: Rule, visitor: str, api_call: bool, side: str) -> int | set[int]:
+    if rule.public:
+        return rule.ok
+    if visitor == "anonymous":
+        return rule.anonymous if rule.anonymous is not None else (401 if api_call else 302)
+    if visitor == "staff":
+        if rule.staff is not None:
+            return rule.staff
+        return 401 if api_call else 200
+    if visitor == "outsider":
+        if rule.outsider is not None:
+            return rule.outsider
+        # An admin of B acting on A's object: not found. Without an object, B's admin sees B's own data.
+        if rule.obj is not None and side == "a":
+            return 404 if "admin" in rule.allowed else {403, 404}
+        return rule.ok if "admin" in rule.allowed else 403
+    # A member of A
+    if visitor not in rule.allowed:
+        return 403 if side == "a" else {403, 404}
+    return rule.ok if side == "a" else 404
+
+
+CASES = [
+    pytest.param(route, method, visitor, side, id=f"{method} {route} {visitor} obj-{side}")
+    for route, methods in MATRIX.items()
+    for method, rule in methods.items()
+    for visitor in VISITORS
+    for side in (("a", "b") if rule.obj else ("a",))
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("route", "method", "visitor", "side"), CASES)
+def test_access(route: str, method: str, visitor: str, side: str) -> None:
+    world = build_world()
+    rule = MATRIX[route][method]
+    api_call = _is_api(route)
+    client = _client(world, visitor, api_call)
+    url = _url(route, rule, world, side)
+    data = rule.body(world) if rule.body else None
+    if api_call:
+        kwargs: dict[str, Any] = {"content_type": "application/json"} if data is not None else {}
+        response = getattr(client, method.lower())(url, data=data, **kwargs)
+    else:
+        response = getattr(client, method.lower())(url, data=data or {})
+    expected = expected_status(rule, visitor, api_call, side)
+    allowed_statuses = expected if isinstance(expected, set) else {expected}
+    assert response.status_code in allowed_statuses, (
+        f"{method} {url} as {visitor}: got {response.status_code}, expected {expected}"
+    )
+    if not api_call and visitor == "anonymous" and response.status_code == 302 and not rule.public:
+        assert reverse("accounts:login") in response["Location"] or route == "accounts:logout"
+    body = response.content.decode(errors="replace")
+    if visitor in ROLES:
+        assert "CANARY_B" not in body.upper() or route in {"api:schema", "api:docs"}, (
+            f"B's data leaked to {visitor}"
+        )
+    if visitor in ("outsider", "staff", "anonymous"):
+        assert "CANARY_A" not in body.upper(), f"A's data leaked to {visitor}"
+    if visitor == "staff":
+        assert "CANARY_B" not in body.upper(), "tenant data leaked to a non-member"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", sorted(SECRET_LINK_ROUTES))
+def test_forged_secret_links_show_nothing(route: str) -> None:
+    build_world()
+    response = Client().get(reverse(route, kwargs=SECRET_LINK_ROUTES[route]))
+    assert response.status_code in {200, 404}
+    body = response.content.decode().upper()
+    assert "CANARY_A" not in body and "CANARY_B" not in body
+
+
+# --- Meta-tests: nothing is left out ------------------------------------------------------------------------
+
+
+def _named_routes(resolver: URLResolver | None = None, namespace: str = "") -> set[str]:
+    names: set[str] = set()
+    for entry in (resolver or get_resolver()).url_patterns:
+        if isinstance(entry, URLResolver):
+            if entry.namespace == "admin":
+                continue  # the staff admin has its own tests (tests/test_admin.py)
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            names |= _named_routes(entry, inner)
+        elif isinstance(entry, URLPattern):
+            if entry.name:
+                names.add(f"{namespace}{entry.name}")
+            elif "static" not in str(entry.pattern):
+                names.add(f"{namespace}<unnamed {entry.pattern}>")
+    return names
+
+
+# Patterns deliberately outside the matrix, each with its reason.
+UNMATRIXED = {
+    "api:<unnamed >": "catch-all that answers 404 in the API error shape for unknown /api/ paths",
+    "api:<unnamed docs>": "redirect to api:docs (the trailing slash)",
+}
+
+
+def test_every_url_is_in_the_matrix() -> None:
+    known = set(MATRIX) | set(SECRET_LINK_ROUTES) | set(UNMATRIXED)
+    missing = _named_routes() - known
+    assert not missing, f"add these routes to tests/test_access_matrix.py MATRIX: {sorted(missing)}"
+    stale = set(MATRIX) - _named_routes()
+    assert not stale, f"MATRIX names routes that no longer exist: {sorted(stale)}"
+
+
+def test_every_openapi_operation_is_in_the_matrix() -> None:
+    from django.urls import resolve
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    missing = []
+    for path, operations in schema["paths"].items():
+        concrete = path.replace("{public_id}", "00000000-0000-0000-0000-000000000001")
+        match = resolve(concrete)
+        route = f"{match.namespace}:{match.url_name}" if match.namespace else str(match.url_name)
+        for method in operations:
+            if method.upper() not in MATRIX.get(route, {}):
+                missing.append(f"{method.upper()} {path} ({route})")
+    assert not missing, f"OpenAPI operations missing from the matrix: {missing}"
+    assert schema["paths"], "the schema lists no operations"
+
+
+def test_matrix_covers_each_visitor_kind() -> None:
+    assert len(CASES) > 100
+    assert {case.values[2] for case in CASES} == set(VISITORS)
+
+
+def _unused() -> tuple[type, ...]:
+    return (ApiKey, Invitation, timedelta)  # imported for readers of the fixtures above
