@@ -58,8 +58,16 @@ class TenantTask(Task):
             logger.warning("task %s skipped: tenant %s is gone or inactive", self.name, tenant_id)
             return None
         if self.atomic:
-            with tenant_context(tenant):
-                return self.run(*args, **kwargs)
+            try:
+                with tenant_context(tenant):
+                    return self.run(*args, **kwargs)
+            except Exception as error:
+                # The work rolled back, and the run's row with it; the seller still sees the failure.
+                failure = getattr(error, "failed_job_run", None)
+                if failure is not None:
+                    with tenant_context(tenant):
+                        JobRun.objects.create(**failure)
+                raise
         from tenants import context
 
         token = context._current.set(tenant)
@@ -178,7 +186,19 @@ def job_run(kind: str, *, triggered_by: str = "schedule") -> Iterator[RunRecorde
         run.error = f"{type(error).__name__}: {error}"[:2000]
         run.finished_at = timezone.now()
         if transaction.get_connection().in_atomic_block:
-            raise  # the surrounding transaction rolls back; nothing of this run is kept
+            # The surrounding transaction rolls back with this run's row; TenantTask writes the
+            # failure again afterwards from this record (nothing of the work itself is kept).
+            error.failed_job_run = {  # type: ignore[attr-defined]
+                "kind": run.kind,
+                "triggered_by": run.triggered_by,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "outcome": run.outcome,
+                "error": run.error,
+                "counts": {},
+                "progress_total": run.progress_total,
+            }
+            raise
         write(lambda: run.save())
         raise
     run = recorder.run

@@ -418,11 +418,15 @@ def test_job_run_records_failure_of_a_batched_task() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_job_run_in_an_atomic_task_that_fails_keeps_nothing() -> None:
+def test_job_run_in_an_atomic_task_that_fails_keeps_no_work_but_shows_the_failure() -> None:
     tenant = make_tenant()
     result = recorded_batches.apply(kwargs={"tenant_id": tenant.pk, "fail_after": 1})
     assert result.failed()
-    assert _runs(tenant) == []  # all or nothing: the run and its work rolled back together
+    [run] = _runs(tenant)  # the work rolled back; the failed run was written again afterwards
+    assert run.outcome == JobRun.Outcome.FAILED
+    assert run.error == "RuntimeError: Amazon said no"
+    assert run.counts == {} and run.progress_done == 0  # nothing of the rolled-back work is claimed
+    assert run.finished_at is not None
 
 
 def test_job_run_requires_a_tenant() -> None:
