@@ -16,6 +16,8 @@ from django.db import connections
 from django.db.models import Model
 from psycopg import sql
 
+from tenants.roles import RoleNames
+
 POLICY = "tenant_isolation"
 APPEND_ONLY_TABLES = ("tenants_auditevent",)
 
@@ -67,13 +69,11 @@ def append_only_sql(table: str) -> list[sql.Composed]:
     ]
 
 
-def configured_roles() -> Any:
+def configured_roles() -> RoleNames:
     """The role names the product connects as (the users of its three database URLs); the defaults
     when the URLs do not name three different roles (a single-role development setup)."""
     import dj_database_url
     from django.conf import settings
-
-    from tenants.roles import RoleNames
 
     # From the URLs, not from DATABASES: during `migrate` the default alias is switched to the owner.
     urls = (settings.DATABASE_OWNER_URL, settings.DATABASE_URL, settings.DATABASE_PLATFORM_URL)
