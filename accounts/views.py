@@ -183,7 +183,7 @@ def session_token(request: HttpRequest) -> JsonResponse:
         user_id=request.user.pk,
         tenant_id=tenant.pk,
         session_key=request.session.session_key or "",
-        mfa_verified=bool(getattr(request.user, "is_verified", lambda: False)()),
+        mfa_verified=mfa.is_verified(request.user),
     )
     response = JsonResponse({"token": raw, "expires_in": expires_in})
     response["Cache-Control"] = "no-store"
