@@ -348,6 +348,40 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# --- Amazon: credentials at rest, LWA tokens, endpoints --------------------------------------------------
+# Fernet keys for the Amazon credentials at rest, comma-separated, newest first: the first encrypts, all
+# decrypt (MultiFernet), so a key is rotated by prepending a new one and running
+# `manage.py rotate_encryption_keys`. Required in production. Tests get a fixed test-only key. In
+# development `python -m config.services` exports var/fernet_key; without it the setting stays empty and
+# amazon/crypto.py raises ImproperlyConfigured at the first use (not here, so that tools which only load
+# the settings, such as mypy's Django plugin or a Docker build's collectstatic, still work).
+_TEST_ONLY_FERNET_KEY = "dGVzdC1vbmx5LWtleS1uZXZlci11c2UtaW4tcHJvZCE="  # "test-only-key-never-use-in-prod!"
+FIELD_ENCRYPTION_KEYS = [
+    k.strip() for k in os.environ.get("FIELD_ENCRYPTION_KEYS", "").split(",") if k.strip()
+]
+if not FIELD_ENCRYPTION_KEYS:
+    if PRODUCTION:
+        raise ImproperlyConfigured("Set the environment variable FIELD_ENCRYPTION_KEYS.")
+    if TESTING:
+        FIELD_ENCRYPTION_KEYS = [_TEST_ONLY_FERNET_KEY]
+
+# Login with Amazon: the token endpoint (tests and demo mode point it at the simulator) and the platform
+# application's own credentials (sellers who bring their own developer app store theirs, encrypted).
+LWA_TOKEN_URL = env("LWA_TOKEN_URL", "https://api.amazon.com/auth/o2/token")
+LWA_CLIENT_ID = env("LWA_CLIENT_ID", "")
+LWA_CLIENT_SECRET = env("LWA_CLIENT_SECRET", "")
+LWA_HTTP_TIMEOUT_SECONDS = float(env("LWA_HTTP_TIMEOUT_SECONDS", "10"))
+# Access tokens are cached (encrypted) until `expires_in` minus this margin, so they are replaced before
+# Amazon expires them. LWA_TOKEN_TTL_SECONDS, when set, caps the cache lifetime further.
+LWA_TOKEN_REFRESH_MARGIN_SECONDS = env_int("LWA_TOKEN_REFRESH_MARGIN_SECONDS", 300)
+LWA_TOKEN_TTL_SECONDS = env_int("LWA_TOKEN_TTL_SECONDS", 0) or None
+# How long a worker waits for another worker's token refresh before giving up.
+LWA_TOKEN_LOCK_WAIT_SECONDS = float(env("LWA_TOKEN_LOCK_WAIT_SECONDS", "15"))
+# SP-API base URL; empty means Amazon's regional endpoint (sp_api's Marketplaces enum).
+SP_API_ENDPOINT = env("SP_API_ENDPOINT", "")
+# Disconnected sellers' Amazon data is purged this many days after disconnection (privacy policy).
+AMAZON_DATA_RETENTION_DAYS = env_int("AMAZON_DATA_RETENTION_DAYS", 30)
+
 # --- Logging --------------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -14,6 +14,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Invitation
+from amazon.models import AdsProfile, SellerConnection
 from tenants.models import AuditEvent, JobRun, Tenant
 
 
@@ -35,8 +36,23 @@ def _invitation(tenant: Tenant, canary: str) -> Model:
     )
 
 
+def _seller_connection(tenant: Tenant, canary: str) -> Model:
+    connection = SellerConnection(tenant=tenant, region="NA", selling_partner_id=canary, name=canary)
+    connection.set_secret("refresh_token", f"Atzr|{canary}")
+    connection.save()
+    return connection
+
+
+def _ads_profile(tenant: Tenant, canary: str) -> Model:
+    # The tenant's connection from the maker above (one row per table is what the isolation tests count).
+    connection = SellerConnection.objects.filter(tenant=tenant).first() or _seller_connection(tenant, canary)
+    return AdsProfile.objects.create(tenant=tenant, connection=connection, profile_id="1", name=canary)
+
+
 ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "tenants.auditevent": _audit_event,
     "tenants.jobrun": _job_run,
     "accounts.invitation": _invitation,
+    "amazon.sellerconnection": _seller_connection,
+    "amazon.adsprofile": _ads_profile,
 }

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +24,7 @@ def _production_env(**overrides: str | None) -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="example.com",
         DATABASE_URL="postgresql://app_runtime:pw@db.example.com:5432/sellerpilot",
         REDIS_URL="redis://redis.example.com:6379/0",
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
     )
     for key, value in overrides.items():
         if value is None:
@@ -52,7 +54,7 @@ def test_check_deploy_catches_a_weak_secret_key() -> None:
     assert "security.W009" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY"])
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "FIELD_ENCRYPTION_KEYS"])
 def test_production_refuses_to_start_without_its_secrets(missing: str) -> None:
     result = _manage("check", env=_production_env(**{missing: None}))
     assert result.returncode != 0

@@ -33,6 +33,7 @@ ALLOWED = {
     },
     "platform_alias": {
         "tenants/platform.py",
+        "amazon/management/commands/rotate_encryption_keys.py",  # cross-tenant key rotation, audited
         "tenants/admin.py",
         "config/settings.py",
     },

@@ -14,7 +14,7 @@ from django.db.migrations.executor import MigrationExecutor
 from tenants.db import as_owner
 from tenants.rls import tenant_owned_tables
 
-APPS = ["tenants", "accounts"]
+APPS = ["tenants", "accounts", "amazon"]
 
 
 def _applied(app: str) -> list[str]:
