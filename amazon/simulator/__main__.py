@@ -1,0 +1,57 @@
+"""Standalone simulator: ``python -m amazon.simulator --port 8100 --seed 7``.
+
+Simulated time follows the wall clock (``--speed`` simulated seconds per real second); throttling uses
+the wall clock. Demo credentials are printed at start-up."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+from werkzeug.serving import run_simple
+
+from .app import SimulatorApp
+from .market import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SELLER_ID, Market
+
+
+def _ticker(market: Market, speed: float, stop: threading.Event) -> None:
+    last = time.monotonic()
+    while not stop.wait(1.0):
+        now = time.monotonic()
+        market.clock.advance((now - last) * speed)
+        last = now
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m amazon.simulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skus", type=int, default=200)
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    parser.add_argument(
+        "--patch-delay", type=float, default=300, help="seconds until a listings patch applies"
+    )
+    args = parser.parse_args(argv)
+
+    market = Market.demo(
+        seed=args.seed, skus=args.skus, throttle_clock="wall", patch_delay_seconds=args.patch_delay
+    )
+    stop = threading.Event()
+    threading.Thread(target=_ticker, args=(market, args.speed, stop), daemon=True).start()
+    base = f"http://{args.host}:{args.port}"
+    print(f"Amazon SP-API simulator on {base} (seed {args.seed}, {args.skus} SKUs)")
+    print(f"  LWA token URL   {base}/auth/o2/token")
+    print(f"  seller id       {DEMO_SELLER_ID}")
+    print(f"  lwa_app_id      {DEMO_CLIENT_ID}")
+    print(f"  client secret   {DEMO_CLIENT_SECRET}")
+    print(f"  refresh token   {DEMO_REFRESH_TOKEN}")
+    try:
+        run_simple(args.host, args.port, SimulatorApp(market), threaded=True)
+    finally:
+        stop.set()
+
+
+if __name__ == "__main__":
+    main()
