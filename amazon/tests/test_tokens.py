@@ -254,3 +254,60 @@ def test_disconnect_requires_the_permission(connection: SellerConnection) -> Non
 
     with tenant_context(connection.tenant), pytest.raises(AmazonConnectionError), transaction.atomic():
         seller_connection_disconnect(connection=connection, actor=None, actor_role="operator")
+
+
+# --- against the simulator's LWA endpoint (real HTTP, python-amazon-sp-api) --------------------------
+
+
+def _simulator_connection(simulator: Any) -> SellerConnection:
+    creds = simulator.credentials
+    return make_connection(
+        make_tenant(),
+        selling_partner_id=simulator.seller_id,
+        refresh_token=creds["refresh_token"],
+        client_id=creds["lwa_app_id"],
+        client_secret=creds["lwa_client_secret"],
+    )
+
+
+def test_n_workers_cause_one_grant_at_the_simulator(db: None, simulator: Any) -> None:
+    conn = _simulator_connection(simulator)
+    with override_settings(LWA_TOKEN_URL=simulator.lwa_url):
+        results = _run_concurrently(12, lambda: tokens.access_token_for(conn))
+        assert len(set(results)) == 1 and str(results[0]).startswith("Atza|")
+        assert simulator.market.stats.token_grants == 1
+        tokens.access_token_for(conn)
+        assert simulator.market.stats.token_grants == 1  # a hit
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_revoked_at_the_simulator_needs_reauthorization(simulator: Any) -> None:
+    conn = _simulator_connection(simulator)
+    simulator.market.revoke_refresh_token(simulator.credentials["refresh_token"])
+    with override_settings(LWA_TOKEN_URL=simulator.lwa_url), pytest.raises(ReauthorizationRequired):
+        tokens.access_token_for(conn)
+    with tenant_context(conn.tenant):
+        assert (
+            SellerConnection.objects.get(pk=conn.pk).status == SellerConnection.Status.NEEDS_REAUTHORIZATION
+        )
+
+
+def test_wrong_own_app_secret_at_the_simulator_needs_reauthorization(db: None, simulator: Any) -> None:
+    conn = make_connection(
+        make_tenant(),
+        refresh_token=simulator.credentials["refresh_token"],
+        client_id=simulator.credentials["lwa_app_id"],
+        client_secret="not-the-secret",
+    )
+    with override_settings(LWA_TOKEN_URL=simulator.lwa_url), pytest.raises(ReauthorizationRequired):
+        tokens.access_token_for(conn)
+    assert conn.status == SellerConnection.Status.NEEDS_REAUTHORIZATION
+
+
+def test_an_unreachable_lwa_is_a_typed_error(connection: SellerConnection) -> None:
+    with (
+        override_settings(LWA_TOKEN_URL="http://127.0.0.1:9/auth/o2/token", LWA_HTTP_TIMEOUT_SECONDS=1),
+        pytest.raises(LwaError),
+    ):
+        tokens.access_token_for(connection)
+    assert connection.status == SellerConnection.Status.ACTIVE
