@@ -32,18 +32,18 @@ def small_market(demand: float = 0.0, **kwargs) -> Market:
 
 
 def competitor(seller_id: str, price: str, **kwargs) -> Offer:
-    defaults = dict(
-        asin="B0TEST0001",
-        marketplace_id=US,
-        condition="New",
-        sub_condition="new",
-        shipping=D("0.00"),
-        fulfillment="Amazon",
-        feedback_rating=98,
-        feedback_count=5000,
-        handling_hours=(0, 0),
-        quantity=50,
-    )
+    defaults = {
+        "asin": "B0TEST0001",
+        "marketplace_id": US,
+        "condition": "New",
+        "sub_condition": "new",
+        "shipping": D("0.00"),
+        "fulfillment": "Amazon",
+        "feedback_rating": 98,
+        "feedback_count": 5000,
+        "handling_hours": (0, 0),
+        "quantity": 50,
+    }
     defaults.update(kwargs)
     return Offer(seller_id=seller_id, price=D(price), **defaults)
 
