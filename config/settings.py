@@ -379,6 +379,11 @@ LWA_TOKEN_TTL_SECONDS = env_int("LWA_TOKEN_TTL_SECONDS", 0) or None
 LWA_TOKEN_LOCK_WAIT_SECONDS = float(env("LWA_TOKEN_LOCK_WAIT_SECONDS", "15"))
 # SP-API base URL; empty means Amazon's regional endpoint (sp_api's Marketplaces enum).
 SP_API_ENDPOINT = env("SP_API_ENDPOINT", "")
+SP_API_HTTP_TIMEOUT_SECONDS = float(env("SP_API_HTTP_TIMEOUT_SECONDS", "30"))
+# Retries of one SP-API call (429, 5xx, timeouts): full-jitter exponential backoff within this budget.
+SP_API_RETRY_BUDGET_SECONDS = float(env("SP_API_RETRY_BUDGET_SECONDS", "60"))
+SP_API_MAX_ATTEMPTS = env_int("SP_API_MAX_ATTEMPTS", 6)
+SP_API_RETRY_BASE_DELAY_SECONDS = float(env("SP_API_RETRY_BASE_DELAY_SECONDS", "0.5"))
 # Disconnected sellers' Amazon data is purged this many days after disconnection (privacy policy).
 AMAZON_DATA_RETENTION_DAYS = env_int("AMAZON_DATA_RETENTION_DAYS", 30)
 
