@@ -140,10 +140,15 @@ class Throttled(Exception):
         self.retry_after = retry_after
 
 
+_warned: set[str] = set()
+
+
 def limits_for(operation: str) -> tuple[float, int]:
     limit = OPERATION_LIMITS.get(operation)
     if limit is None:
-        logger.warning("no published usage plan for %s; using %s", operation, DEFAULT_LIMIT)
+        if operation not in _warned:  # once per process and operation, not on every call
+            _warned.add(operation)
+            logger.warning("no published usage plan for %s; using %s", operation, DEFAULT_LIMIT)
         return DEFAULT_LIMIT
     return limit
 
