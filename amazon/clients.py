@@ -8,8 +8,10 @@ It builds the python-amazon-sp-api client as production runs it, with three thin
   mode), else Amazon's regional endpoint for the marketplace;
 - every call passes the shared token bucket for (connection, operation) first (amazon/ratelimit.py),
   adopts `x-amzn-RateLimit-Limit`, and is retried with full-jitter exponential backoff on 429, 5xx
-  and network timeouts while the retry budget lasts. A 401/403 drops the cached access token and is
-  retried once with a fresh one. Everything else becomes a typed `AmazonApiError`.
+  and network timeouts while the retry budget lasts; a write (create/patch/put/delete...) only when it
+  cannot have arrived (429, connection refused), so nothing reaches Amazon twice. A 401/403 drops
+  the cached access token and is retried once with a fresh one. Everything else becomes a typed
+  `AmazonApiError`.
 
 sp_api raises only when the body carries `errors` (a bare 429 would come back as an empty success),
 so we look at the HTTP status ourselves by wrapping the client's transport.
@@ -89,6 +91,14 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))  # noqa: S311
 
 
+WRITE_PREFIXES = ("create", "patch", "put", "delete", "update", "submit", "cancel", "confirm", "post")
+
+
+def is_write(operation: str) -> bool:
+    """Operations that change something at Amazon (retried only when they surely did not arrive)."""
+    return operation.startswith(WRITE_PREFIXES)
+
+
 def operation_name(method_name: str) -> str:
     known = OPERATION_NAMES.get(method_name)
     if known:
@@ -151,6 +161,7 @@ class SpApiClient:
                 raise AmazonThrottled(str(throttled), operation=operation, status=429) from None
             self._last.status, self._last.headers = 0, {}
             failure: AmazonApiError
+            never_sent = False
             try:
                 response = send()
             except SellingApiException as error:
@@ -160,6 +171,7 @@ class SpApiClient:
                 failure = AmazonUnavailable(
                     f"{operation}: {type(error).__name__}", operation=operation, status=0
                 )
+                never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
             else:
                 status = self._last.status
                 ratelimit.observe_rate_limit(
@@ -174,6 +186,10 @@ class SpApiClient:
                 refreshed_token = True
                 continue
             if not isinstance(failure, AmazonThrottled | AmazonUnavailable):
+                raise failure
+            # A write that may have reached Amazon (5xx, a timeout after sending) is not sent twice: the
+            # caller decides after checking. A 429 or a refused connection never reached it.
+            if is_write(operation) and failure.status != 429 and not never_sent:
                 raise failure
             if failure.status == 429:
                 ratelimit.record_throttle(self.connection, operation)

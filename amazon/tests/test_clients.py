@@ -131,3 +131,23 @@ def test_no_secret_reaches_the_sp_api_client(conn: SellerConnection) -> None:
         secret = conn.get_secret(field)
         assert secret and secret not in text
     assert cred.client_id == cred.client_secret == tokens.SP_API_PLACEHOLDER_CREDENTIALS["lwa_app_id"]
+
+
+def test_a_write_that_may_have_arrived_is_not_sent_twice(sim: Any, conn: SellerConnection) -> None:
+    client = sp_api_client(ListingsItems, conn, US, policy=FAST)
+    sku = client.search_listings_items(sellerId=sim.seller_id, pageSize=1).payload["items"][0]["sku"]
+    patch = [{"op": "replace", "path": "/attributes/fulfillment_availability", "value": []}]
+    sim.market.fail_next("patchListingsItem", 1, 500)
+    with pytest.raises(AmazonUnavailable):
+        client.patch_listings_item(
+            sellerId=sim.seller_id, sku=sku, body={"productType": "PRODUCT", "patches": patch}
+        )
+    assert sim.market.stats.faults["patchListingsItem"] == 1
+    assert sim.market.stats.calls["patchListingsItem"] <= 1
+    # A 429 never reached the listing: that one is retried.
+    sim.market.fail_next("patchListingsItem", 1, 429)
+    response = client.patch_listings_item(
+        sellerId=sim.seller_id, sku=sku, body={"productType": "PRODUCT", "patches": patch}
+    )
+    assert response.payload["sku"] == sku  # answered (Amazon's verdict on the patch is its own)
+    assert sim.market.stats.faults["patchListingsItem"] == 2
