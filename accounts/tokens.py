@@ -12,17 +12,14 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
+
+from config.redis import redis_client
 
 PREFIX = "sp_dt_"
 _KEY = "dashtoken:{}"
 _SESSION_SET = "dashtoken-session:{}"
 _USER_SET = "dashtoken-user:{}"
-
-
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
 
 
 def _hash(raw: str) -> str:
@@ -55,7 +52,7 @@ def token_issue(
         "absolute_expires_at": time.time() + settings.DASHBOARD_TOKEN_ABSOLUTE_SECONDS,
         "mfa_verified": mfa_verified,
     }
-    client = _client()
+    client = redis_client()
     pipe = client.pipeline()
     pipe.set(_KEY.format(digest), json.dumps(record), ex=idle)
     pipe.sadd(_SESSION_SET.format(session_key), digest)
@@ -70,7 +67,7 @@ def token_check(raw: str) -> DashboardToken | None:
     """The token's record if it is live; renews its idle expiry (capped at the absolute one)."""
     if not raw.startswith(PREFIX) or len(raw) > 100:
         return None
-    client = _client()
+    client = redis_client()
     key = _KEY.format(_hash(raw))
     data = client.get(key)
     if data is None:
@@ -95,7 +92,7 @@ def tokens_revoke_for_user(user_id: int) -> int:
 
 
 def _revoke_set(set_key: str) -> int:
-    client = _client()
+    client = redis_client()
     digests = [d.decode() if isinstance(d, bytes) else d for d in client.smembers(set_key)]
     pipe = client.pipeline()
     for digest in digests:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from uuid import uuid4
 
-from amazon.redis_store import redis_client
+from config.redis import redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from sp_api.auth import AccessTokenClient, AccessTokenResponse
 from amazon import crypto
 from amazon.crypto import CredentialDecryptionError
 from amazon.models import SellerConnection
-from amazon.redis_store import redis_client
+from config.redis import redis_client
 
 #: POSTs a form to the LWA token endpoint and returns the decoded JSON answer (raises LwaError).
 LwaCall = Callable[[dict[str, str]], dict[str, Any]]

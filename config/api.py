@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import redis
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import transaction
@@ -24,12 +23,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
+from config.redis import redis_client
+
 if TYPE_CHECKING:
     from rest_framework.views import APIView
-
-
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
 
 
 class ApiError(exceptions.APIException):
@@ -260,7 +257,7 @@ class TenantRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // self.period)
         key = f"throttle:{self.scope}:{self._identity(request)}:{window}"
-        client = _redis()
+        client = redis_client()
         pipe = client.pipeline()
         pipe.incr(key)
         pipe.expire(key, self.period + 1)
@@ -307,7 +304,7 @@ class IdempotentPostMixin:
         fingerprint = hashlib.sha256(
             f"{request.method} {request.path} ".encode() + json.dumps(request.data, sort_keys=True).encode()
         ).hexdigest()
-        client = _redis()
+        client = redis_client()
         # The "running" claim has a short life of its own: if the request dies without an exception reaching
         # us (rolled back for a 5xx, worker killed, commit failed), the key must not stay blocked for a day.
         claimed = client.set(

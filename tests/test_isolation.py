@@ -243,3 +243,25 @@ def test_models_registry_matches_tables() -> None:
     labels = {m._meta.label_lower for m in tenant_owned_models()}
     assert {"tenants.auditevent", "tenants.jobrun", "accounts.invitation"} <= labels
     assert all(apps.get_model(label) for label in labels)
+
+
+def test_every_link_between_tenant_owned_tables_is_held_to_one_tenant(db: None) -> None:
+    from tenants.rls import same_tenant_links
+
+    links = same_tenant_links()
+    assert links, "expected at least one link between tenant-owned tables (e.g. Ads profile → connection)"
+    with connection.cursor() as cursor:
+        for link in links:
+            cursor.execute(
+                """
+                SELECT array_agg(a.attname ORDER BY k.ord)
+                FROM pg_constraint c
+                CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+                JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+                WHERE c.contype = 'f' AND c.conrelid = %s::regclass AND c.confrelid = %s::regclass
+                GROUP BY c.oid
+                """,
+                [link.table, link.target_table],
+            )
+            keys = [tuple(row[0]) for row in cursor.fetchall()]
+            assert ("tenant_id", link.column) in keys, f"{link.table}.{link.column}: no same-tenant key"

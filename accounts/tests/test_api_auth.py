@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from accounts import tokens
 from accounts.models import ApiKey, Membership, User
 from accounts.roles import Role
+from config.redis import redis_client
 from tenants.models import Tenant
 from tests.factories import make_api_key, make_member, make_tenant
 
@@ -127,7 +128,7 @@ def test_a_dashboard_token_works_and_is_stored_only_hashed(tenant: Tenant, owner
     assert response.status_code == 200
     assert response.json()["user"]["email"] == owner.email
     raw = authorization.removeprefix("Bearer ")
-    client = tokens._client()
+    client = redis_client()
     assert client.get(f"dashtoken:{raw}") is None
     assert client.get(f"dashtoken:{tokens._hash(raw)}") is not None
     assert not any(raw.encode() in (client.get(k) or b"") for k in client.keys("dashtoken:*"))

@@ -16,9 +16,9 @@ from django.test import override_settings
 
 from amazon import tokens
 from amazon.models import SellerConnection
-from amazon.redis_store import redis_client
 from amazon.tests.factories import make_connection
 from amazon.tokens import LwaError, ReauthorizationRequired
+from config.redis import redis_client
 from tenants.context import tenant_context
 from tenants.models import AuditEvent
 from tests.factories import make_tenant

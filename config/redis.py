@@ -1,5 +1,5 @@
-"""The Redis client the Amazon gateway shares (token cache, locks, rate limiter): one connection pool
-per process and URL, instead of a new pool per call."""
+"""The one Redis client the product shares (bearer tokens, throttling, idempotency, the Amazon token
+cache, locks and rate limiter): one connection pool per process and URL, not a new pool per call."""
 
 from __future__ import annotations
 
