@@ -1,7 +1,19 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
+
+#: How often the dispatcher fans the Amazon syncs out to every active tenant.
+LISTINGS_SYNC_EVERY = timedelta(minutes=60)
+OFFERS_SYNC_EVERY = timedelta(minutes=5)
 
 
 class AmazonConfig(AppConfig):
     name = "amazon"
     verbose_name = "Amazon connections"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from tenants.jobs import register_periodic
+
+        register_periodic("amazon.sync_listings", "amazon.sync_listings_all", LISTINGS_SYNC_EVERY)
+        register_periodic("amazon.sync_offers", "amazon.sync_offers_all", OFFERS_SYNC_EVERY)

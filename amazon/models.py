@@ -155,3 +155,132 @@ class AdsProfile(TenantOwned):
         if self.connection.tenant_id != self.tenant_id:
             raise ValueError("an Ads profile belongs to a connection of the same tenant")
         super().save(*args, **kwargs)
+
+
+# --- synchronised copies of the seller's Amazon data (amazon/sync.py writes them) -------------------------
+
+
+class Listing(TenantOwned):
+    """One of the seller's offers (SKU) in one marketplace, as Amazon last reported it.
+
+    Natural key: (tenant, connection, marketplace_id, sku). Written only by `amazon.sync`."""
+
+    class FulfillmentChannel(models.TextChoices):
+        MFN = "MFN", "Merchant fulfilled"
+        AFN = "AFN", "Fulfilled by Amazon"
+
+    class Status(models.TextChoices):
+        BUYABLE = "buyable", "Buyable"
+        DISCOVERABLE = "discoverable", "Visible, not buyable"
+        INACTIVE = "inactive", "Inactive"
+        REMOVED = "removed", "No longer on Amazon"
+
+    connection = models.ForeignKey(SellerConnection, on_delete=models.CASCADE, related_name="listings")
+    marketplace_id = models.CharField(max_length=20)
+    sku = models.CharField(max_length=200)
+    asin = models.CharField(max_length=20, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    quantity = models.IntegerField(null=True, blank=True)
+    fulfillment_channel = models.CharField(max_length=3, choices=FulfillmentChannel.choices, blank=True)
+    #: Amazon's condition type, e.g. new_new, used_very_good.
+    condition = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.INACTIVE)
+    last_synced_at = models.DateTimeField(help_text="When Amazon last reported this listing.")
+
+    class Meta:
+        ordering = ["sku", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "public_id"], name="listing_public_id"),
+            models.UniqueConstraint(
+                fields=["tenant", "connection", "marketplace_id", "sku"], name="listing_natural_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "asin"], name="listing_tenant_asin")]
+
+    def __str__(self) -> str:
+        return f"{self.sku} ({self.marketplace_id})"
+
+    @property
+    def item_condition(self) -> str:
+        """The pricing API's ItemCondition (New, Used, Collectible, Refurbished, Club)."""
+        head = (self.condition or "new").split("_", 1)[0]
+        return {"new": "New", "used": "Used", "collectible": "Collectible", "refurbished": "Refurbished"}.get(
+            head, "New"
+        )
+
+
+class OfferSnapshot(TenantOwned):
+    """The competition on one listing at one moment (getListingOffersBatch): the repricer's input.
+
+    Append-only history; the newest per listing is the current picture."""
+
+    listing = models.ForeignKey(Listing, on_delete=models.CASCADE, related_name="offer_snapshots")
+    observed_at = models.DateTimeField()
+    #: Amazon's status for the listing's offers: Success, NoBuyableOffers, or the error code.
+    status = models.CharField(max_length=40, default="Success")
+    currency = models.CharField(max_length=3, blank=True)
+    buy_box_price = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Buy Box listing price."
+    )
+    buy_box_landed_price = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Buy Box price + shipping."
+    )
+    buy_box_seller_id = models.CharField(max_length=64, blank=True)
+    we_hold_buy_box = models.BooleanField(default=False)
+    lowest_landed_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Lowest landed price, same condition.",
+    )
+    lowest_landed_price_fba = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    lowest_landed_price_mfn = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    number_of_offers = models.PositiveIntegerField(default=0)
+    #: Amazon's Offers list (up to 20, cheapest first), verbatim: seller, price, shipping, FBA, feedback...
+    offers = models.JSONField(default=list, blank=True)
+    #: Amazon's Summary (offer counts, lowest prices, Buy Box prices, list price, sales ranks), verbatim.
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-observed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "public_id"], name="offersnapshot_public_id")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "listing", "-observed_at"], name="offersnapshot_listing_time")
+        ]
+
+    def __str__(self) -> str:
+        return f"offers of listing {self.listing_id} at {self.observed_at:%Y-%m-%d %H:%M}"
+
+
+class SyncCursor(TenantOwned):
+    """Where a sync of one kind stands for one connection; saved in the same transaction as the batch it
+    follows, so an interrupted sync resumes from the last committed batch."""
+
+    connection = models.ForeignKey(SellerConnection, on_delete=models.CASCADE, related_name="sync_cursors")
+    #: e.g. "listings:ATVPDKIKX0DER", "orders:ATVPDKIKX0DER".
+    kind = models.CharField(max_length=60)
+    #: Amazon's page token of the next page of an unfinished pass ("" = start a new pass).
+    next_token = models.TextField(blank=True, default="")
+    #: Items handled so far in the unfinished pass (progress on resume).
+    position = models.PositiveIntegerField(default=0)
+    pass_started_at = models.DateTimeField(null=True, blank=True)
+    last_completed_at = models.DateTimeField(null=True, blank=True)
+    #: For incremental kinds (orders): everything updated up to this moment is stored.
+    updated_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "public_id"], name="synccursor_public_id"),
+            models.UniqueConstraint(
+                fields=["tenant", "connection", "kind"], name="synccursor_connection_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} cursor"

@@ -14,7 +14,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Invitation
-from amazon.models import AdsProfile, SellerConnection
+from amazon.models import AdsProfile, Listing, OfferSnapshot, SellerConnection, SyncCursor
 from tenants.models import AuditEvent, JobRun, Tenant
 
 
@@ -49,10 +49,41 @@ def _ads_profile(tenant: Tenant, canary: str) -> Model:
     return AdsProfile.objects.create(tenant=tenant, connection=connection, profile_id="1", name=canary)
 
 
+def _tenant_connection(tenant: Tenant, canary: str) -> SellerConnection:
+    return SellerConnection.objects.filter(tenant=tenant).first() or _seller_connection(tenant, canary)  # type: ignore[return-value]
+
+
+def _listing(tenant: Tenant, canary: str) -> Model:
+    return Listing.objects.create(
+        tenant=tenant,
+        connection=_tenant_connection(tenant, canary),
+        marketplace_id="ATVPDKIKX0DER",
+        sku=canary,
+        title=canary,
+        last_synced_at=timezone.now(),
+    )
+
+
+def _offer_snapshot(tenant: Tenant, canary: str) -> Model:
+    listing = Listing.objects.filter(tenant=tenant).first() or _listing(tenant, canary)
+    return OfferSnapshot.objects.create(
+        tenant=tenant, listing=listing, observed_at=timezone.now(), buy_box_seller_id=canary
+    )
+
+
+def _sync_cursor(tenant: Tenant, canary: str) -> Model:
+    return SyncCursor.objects.create(
+        tenant=tenant, connection=_tenant_connection(tenant, canary), kind=canary
+    )
+
+
 ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "tenants.auditevent": _audit_event,
     "tenants.jobrun": _job_run,
     "accounts.invitation": _invitation,
     "amazon.sellerconnection": _seller_connection,
     "amazon.adsprofile": _ads_profile,
+    "amazon.listing": _listing,
+    "amazon.offersnapshot": _offer_snapshot,
+    "amazon.synccursor": _sync_cursor,
 }
