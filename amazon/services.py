@@ -2,24 +2,44 @@
 
 Secrets enter only as arguments of these functions and leave only through `SellerConnection.get_secret`;
 they are never written to the audit log (only that they changed), logs or task arguments.
+
+Connecting (docs/amazon.md "Connecting"):
+
+- `consent_url_create` gives the Seller Central consent URL for the platform's app with a signed,
+  expiring, single-use `state` (tenant + user + region + nonce);
+- `consent_callback` checks that `state` (forged, expired, replayed, another user's → refused), exchanges
+  `spapi_oauth_code` at LWA, and
+- `seller_connection_create_own_app` takes a seller's own developer app credentials;
+
+both then *verify* with a real SP-API call (Sellers getMarketplaceParticipations, through the one client
+factory) before anything is stored, and store the connection as active with its marketplaces. A live
+connection for the same seller account and region is re-authorised in place (new secrets, active again).
+Any failure stores nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db import DatabaseError, connections, transaction
+from django.core import signing
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Permission, role_allows
-from amazon.models import SellerConnection
+from amazon.models import Region, SellerConnection
+from config.redis import redis_client
 from tenants.audit import audit_record
 from tenants.context import tenant_context
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +152,424 @@ def seller_connection_mark_needs_reauthorization(*, connection: SellerConnection
     write()
     connection.status = SellerConnection.Status.NEEDS_REAUTHORIZATION
     connection.status_detail = detail[:500]
+
+
+# --- Connecting -------------------------------------------------------------------------------------------
+
+CONSENT_SALT = "amazon.consent-state"
+#: Redis key remembering a consumed consent nonce (SET NX), so a callback cannot be replayed.
+CONSENT_NONCE_KEY = "amazon:consent-nonce:{}"
+#: A marketplace of each region, to address the verification call (getMarketplaceParticipations lists all).
+REGION_MARKETPLACE = {"NA": "ATVPDKIKX0DER", "EU": "A1F83G8C2ARO7P", "FE": "A1VC38T7YXB528"}
+_SELLING_PARTNER_ID = re.compile(r"^[A-Z0-9]{8,32}$")
+#: The verification runs while a person waits: a short retry budget.
+VERIFY_RETRY_BUDGET_SECONDS = 10.0
+VERIFY_MAX_ATTEMPTS = 3
+SP_API_SECRET_FIELDS = ("lwa_client_id", "lwa_client_secret", "refresh_token")
+
+
+def _require_region(region: str) -> str:
+    if region not in Region.values:
+        raise AmazonConnectionError(
+            f"Choose a region: {', '.join(Region.values)}.", code="invalid_region", status=400
+        )
+    return region
+
+
+def _require_selling_partner_id(selling_partner_id: str) -> str:
+    value = (selling_partner_id or "").strip()
+    if not _SELLING_PARTNER_ID.match(value):
+        raise AmazonConnectionError(
+            "That is not a selling partner id (Seller Central → Settings → Account Info → Merchant Token, "
+            "e.g. A1B2C3D4E5F6G7).",
+            code="invalid_selling_partner_id",
+        )
+    return value
+
+
+def consent_url_create(
+    *, tenant: Tenant, actor: User | None, actor_role: str, region: str, redirect_uri: str = ""
+) -> str:
+    """The Seller Central URL where the seller authorises the platform's app for `region`. Its `state`
+    is signed, names this company and this person, holds a one-time nonce and expires after
+    SP_API_CONSENT_MAX_AGE_SECONDS. `redirect_uri` (optional) must be one registered for the app."""
+    _require(actor_role)
+    _require_region(region)
+    if actor is None:
+        raise AmazonConnectionError(
+            "Authorising in Seller Central needs a person signed in to the dashboard, not an API key.",
+            code="person_required",
+            status=403,
+        )
+    if not settings.SP_API_APP_ID:
+        raise AmazonConnectionError(
+            "Connecting through Seller Central is not configured here (SP_API_APP_ID). "
+            "Connect with your own developer app instead.",
+            code="not_configured",
+            status=400,
+        )
+    state = signing.TimestampSigner(salt=CONSENT_SALT).sign_object(
+        {
+            "t": str(tenant.public_id),
+            "u": str(actor.public_id),
+            "r": region,
+            "n": secrets.token_urlsafe(18),
+        },
+        compress=True,
+    )
+    params = {"application_id": settings.SP_API_APP_ID, "state": state}
+    if redirect_uri:
+        params["redirect_uri"] = redirect_uri
+    if settings.SP_API_CONSENT_BETA:
+        params["version"] = "beta"  # a draft app (development only)
+    with transaction.atomic():
+        audit_record(actor=actor, action="amazon.connection_consent_start", target_label=f"region {region}")
+    return f"{settings.SELLER_CENTRAL_CONSENT_URLS[region]}?{urlencode(params)}"
+
+
+def _consume_state(*, tenant: Tenant, actor: User | None, state: str) -> str:
+    """The region the verified `state` names; AmazonConnectionError when it is forged, expired,
+    another company's or person's, or already used."""
+    signer = signing.TimestampSigner(salt=CONSENT_SALT)
+    try:
+        data = signer.unsign_object(state or "", max_age=settings.SP_API_CONSENT_MAX_AGE_SECONDS)
+    except signing.SignatureExpired:
+        raise AmazonConnectionError(
+            "This Amazon authorisation link has expired. Start connecting again.", code="consent_expired"
+        ) from None
+    except (signing.BadSignature, ValueError, TypeError):
+        raise AmazonConnectionError(
+            "This Amazon authorisation could not be verified. Start connecting again from SellerPilot.",
+            code="invalid_state",
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or actor is None
+        or data.get("t") != str(tenant.public_id)
+        or data.get("u") != str(actor.public_id)
+        or data.get("r") not in Region.values
+        or not data.get("n")
+    ):
+        raise AmazonConnectionError(
+            "This Amazon authorisation was started by another person or for another company. "
+            "Switch to that company, or start connecting again.",
+            code="invalid_state",
+        )
+    fresh = redis_client().set(
+        CONSENT_NONCE_KEY.format(data["n"]), "1", nx=True, ex=settings.SP_API_CONSENT_MAX_AGE_SECONDS + 60
+    )
+    if not fresh:
+        raise AmazonConnectionError(
+            "This Amazon authorisation was already used. Start connecting again.", code="consent_replayed"
+        )
+    return str(data["r"])
+
+
+def consent_callback(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    actor_role: str,
+    state: str,
+    spapi_oauth_code: str,
+    selling_partner_id: str,
+    name: str = "",
+) -> SellerConnection:
+    """Seller Central sent the seller back: verify `state`, exchange the code for a refresh token at LWA
+    (the platform app's credentials), verify with a real call, then save the connection as active."""
+    from amazon.tokens import LwaError, lwa_post
+
+    _require(actor_role)
+    region = _consume_state(tenant=tenant, actor=actor, state=state)
+    selling_partner_id = _require_selling_partner_id(selling_partner_id)
+    if not spapi_oauth_code:
+        raise AmazonConnectionError("Amazon sent no authorisation code. Start connecting again.")
+    try:
+        answer = lwa_post(
+            {
+                "grant_type": "authorization_code",
+                "code": spapi_oauth_code,
+                "client_id": settings.LWA_CLIENT_ID,
+                "client_secret": settings.LWA_CLIENT_SECRET,
+            }
+        )
+    except LwaError as error:
+        if error.error in ("invalid_grant", "invalid_request"):
+            raise AmazonConnectionError(
+                "Amazon did not accept the authorisation (it was used already or has expired). "
+                "Start connecting again.",
+                code="authorization_refused",
+            ) from None
+        raise _lwa_unavailable(error) from None
+    refresh_token = str(answer.get("refresh_token") or "")
+    if not refresh_token:
+        raise AmazonConnectionError(
+            "Amazon answered without a refresh token. Start connecting again.", code="authorization_refused"
+        )
+    return _verify_and_save(
+        tenant=tenant,
+        actor=actor,
+        region=region,
+        selling_partner_id=selling_partner_id,
+        auth_kind=SellerConnection.AuthKind.PLATFORM_APP,
+        secret_values={"refresh_token": refresh_token},
+        first_token=answer,
+        name=name,
+    )
+
+
+def seller_connection_create_own_app(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    actor_role: str,
+    region: str,
+    selling_partner_id: str,
+    lwa_client_id: str,
+    lwa_client_secret: str,
+    refresh_token: str,
+    name: str = "",
+) -> SellerConnection:
+    """Connect with the seller's own developer app: the credentials must obtain an access token and
+    answer a real SP-API call before anything is stored."""
+    from amazon.tokens import LwaError, lwa_post
+
+    _require(actor_role)
+    _require_region(region)
+    selling_partner_id = _require_selling_partner_id(selling_partner_id)
+    values = {
+        "lwa_client_id": (lwa_client_id or "").strip(),
+        "lwa_client_secret": (lwa_client_secret or "").strip(),
+        "refresh_token": (refresh_token or "").strip(),
+    }
+    if not all(values.values()):
+        raise AmazonConnectionError(
+            "Enter the LWA client id, the client secret and the refresh token.", code="missing_credentials"
+        )
+    try:
+        answer = lwa_post(
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": values["refresh_token"],
+                "client_id": values["lwa_client_id"],
+                "client_secret": values["lwa_client_secret"],
+            }
+        )
+    except LwaError as error:
+        if error.error == "invalid_client":
+            raise AmazonConnectionError(
+                "Amazon did not accept the LWA client id and client secret. Copy both again from "
+                "Developer Central (the secret may have been rotated).",
+                code="invalid_credentials",
+            ) from None
+        if error.error in ("invalid_grant", "invalid_request"):
+            raise AmazonConnectionError(
+                "Amazon did not accept the refresh token for this app (revoked, expired or issued to "
+                "another app). Authorise the app again in Seller Central and paste the new token.",
+                code="invalid_credentials",
+            ) from None
+        raise _lwa_unavailable(error) from None
+    return _verify_and_save(
+        tenant=tenant,
+        actor=actor,
+        region=region,
+        selling_partner_id=selling_partner_id,
+        auth_kind=SellerConnection.AuthKind.OWN_APP,
+        secret_values=values,
+        first_token=answer,
+        name=name,
+    )
+
+
+def _lwa_unavailable(error: Exception) -> AmazonConnectionError:
+    logger.warning("LWA token endpoint failed while connecting: %s", type(error).__name__)
+    return AmazonConnectionError(
+        "Amazon's sign-in service did not answer. Nothing was saved; try again in a few minutes.",
+        code="amazon_unavailable",
+        status=503,
+    )
+
+
+def _verify(probe: SellerConnection, first_token: Mapping[str, Any]) -> tuple[list[dict[str, str]], str]:
+    """A real call with the new credentials: the account's marketplaces and store name, or a clear
+    AmazonConnectionError. The access token LWA just issued is used (no second LWA call)."""
+    from sp_api.api import Sellers
+
+    from amazon.clients import (
+        AmazonApiError,
+        AmazonAuthError,
+        AmazonRequestError,
+        RetryPolicy,
+        sp_api_client,
+    )
+    from amazon.tokens import TokenError
+
+    token = dict(first_token)
+    policy = RetryPolicy(
+        budget_seconds=min(VERIFY_RETRY_BUDGET_SECONDS, RetryPolicy.from_settings().budget_seconds),
+        max_attempts=VERIFY_MAX_ATTEMPTS,
+        base_delay=RetryPolicy.from_settings().base_delay,
+    )
+    try:
+        client = sp_api_client(
+            Sellers, probe, REGION_MARKETPLACE[probe.region], policy=policy, lwa_call=lambda form: token
+        )
+        payload = client.get_marketplace_participation().payload
+    except AmazonAuthError:
+        raise AmazonConnectionError(
+            "Amazon refused access to this seller account with these credentials. Check that the app "
+            "has the Selling Partner API roles it needs and that the account is the one you authorised.",
+            code="verification_failed",
+        ) from None
+    except AmazonRequestError as error:
+        raise AmazonConnectionError(
+            f"Amazon refused the check call ({error.status} {error.code}).",
+            code="verification_failed",
+        ) from None
+    except (AmazonApiError, TokenError) as error:
+        logger.warning("verifying a new connection failed: %s", type(error).__name__)
+        raise AmazonConnectionError(
+            "Amazon did not answer the check call. Nothing was saved; try again in a few minutes.",
+            code="amazon_unavailable",
+            status=503,
+        ) from None
+    marketplaces: list[dict[str, str]] = []
+    store_name = ""
+    for entry in payload if isinstance(payload, list) else []:
+        marketplace = entry.get("marketplace") or {}
+        participation = entry.get("participation") or {}
+        if not marketplace.get("id") or participation.get("isParticipating") is False:
+            continue
+        marketplaces.append(
+            {
+                "id": str(marketplace["id"]),
+                "name": str(marketplace.get("name", "")),
+                "country_code": str(marketplace.get("countryCode", "")),
+            }
+        )
+        store_name = store_name or str(entry.get("storeName") or "")
+    return marketplaces, store_name
+
+
+def _verify_and_save(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    region: str,
+    selling_partner_id: str,
+    auth_kind: str,
+    secret_values: dict[str, str],
+    first_token: Mapping[str, Any],
+    name: str,
+) -> SellerConnection:
+    from amazon.tokens import invalidate_access_token
+
+    existing = (
+        SellerConnection.objects.filter(tenant=tenant, region=region, selling_partner_id=selling_partner_id)
+        .exclude(status=SellerConnection.Status.DISCONNECTED)
+        .first()
+    )
+    # The verification runs on an unsaved copy (the secrets are bound to the row's public id, so an
+    # existing connection's id is reused); nothing reaches the database unless Amazon answers.
+    probe = SellerConnection(
+        tenant=tenant,
+        region=region,
+        selling_partner_id=selling_partner_id,
+        auth_kind=auth_kind,
+        status=SellerConnection.Status.ACTIVE,
+        name=(name or "").strip()[:200],
+    )
+    if existing is not None:
+        probe.public_id = existing.public_id
+    for field, value in secret_values.items():
+        probe.set_secret(field, value)
+    invalidate_access_token(probe.public_id)
+    try:
+        marketplaces, store_name = _verify(probe, first_token)
+    except AmazonConnectionError:
+        invalidate_access_token(probe.public_id)
+        raise
+    try:
+        with transaction.atomic():
+            if existing is None:
+                return _create(
+                    probe,
+                    actor=actor,
+                    secret_values=secret_values,
+                    marketplaces=marketplaces,
+                    store_name=store_name,
+                )
+            return _reauthorize(
+                existing, actor=actor, probe=probe, secret_values=secret_values, marketplaces=marketplaces
+            )
+    except IntegrityError:
+        invalidate_access_token(probe.public_id)
+        raise AmazonConnectionError(
+            "This seller account was connected at the same moment by someone else.",
+            code="already_connected",
+            status=409,
+        ) from None
+
+
+def _create(
+    connection: SellerConnection,
+    *,
+    actor: User | None,
+    secret_values: dict[str, str],
+    marketplaces: list[dict[str, str]],
+    store_name: str,
+) -> SellerConnection:
+    connection.marketplaces = marketplaces  # the secrets were set on it for the verification
+    connection.name = connection.name or store_name[:200]
+    connection.save()
+    audit_record(
+        actor=actor,
+        action="amazon.connection_create",
+        target=connection,
+        changes={
+            "auth_kind": connection.auth_kind,
+            "region": connection.region,
+            "selling_partner_id": connection.selling_partner_id,
+            "marketplaces": [m["id"] for m in marketplaces],
+            "credentials": "(set)",
+        },
+    )
+    return connection
+
+
+def _reauthorize(
+    existing: SellerConnection,
+    *,
+    actor: User | None,
+    probe: SellerConnection,
+    secret_values: dict[str, str],
+    marketplaces: list[dict[str, str]],
+) -> SellerConnection:
+    locked = SellerConnection.objects.select_for_update(of=("self",)).get(pk=existing.pk)
+    previous = locked.status
+    # The SP-API credentials are replaced as a set (a platform-app grant drops an own app's id and
+    # secret); the Ads API token is another authorisation and stays.
+    for field in SP_API_SECRET_FIELDS:
+        locked.set_secret(field, secret_values.get(field))
+    columns = [SellerConnection.SECRET_FIELDS[field] for field in SP_API_SECRET_FIELDS]
+    locked.auth_kind = probe.auth_kind
+    locked.status = SellerConnection.Status.ACTIVE
+    locked.status_detail = ""
+    locked.marketplaces = marketplaces
+    if probe.name:
+        locked.name = probe.name
+    locked.save(
+        update_fields=[*columns, "auth_kind", "status", "status_detail", "marketplaces", "name", "updated_at"]
+    )
+    audit_record(
+        actor=actor,
+        action="amazon.connection_reauthorize",
+        target=locked,
+        changes={
+            "status": [previous, locked.status],
+            "auth_kind": locked.auth_kind,
+            "marketplaces": [m["id"] for m in marketplaces],
+            "credentials": "(changed)",
+        },
+    )
+    return locked

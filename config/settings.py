@@ -365,11 +365,39 @@ if not FIELD_ENCRYPTION_KEYS:
     if TESTING:
         FIELD_ENCRYPTION_KEYS = [_TEST_ONLY_FERNET_KEY]
 
+# Outside production, Amazon is the local simulator (`make run` starts it on SIMULATOR_PORT; tests start
+# their own and override these settings), and the platform app is the simulator's demo app
+# (amazon/simulator/market.py DEMO_CLIENT_ID / DEMO_CLIENT_SECRET; amazon/tests/test_connect.py checks
+# they match). Production talks to Amazon and needs LWA_CLIENT_ID / LWA_CLIENT_SECRET / SP_API_APP_ID.
+SIMULATOR_PORT = env_int("SIMULATOR_PORT", 8100)
+SIMULATOR_URL = "" if PRODUCTION else env("SIMULATOR_URL", f"http://127.0.0.1:{SIMULATOR_PORT}")
+_SIMULATOR_APP = (
+    "amzn1.application-oa2-client.simulatordemo0000000000000001",
+    "amzn1.oa2-cs.v1.simulatordemosecret",
+)
+
 # Login with Amazon: the token endpoint (tests and demo mode point it at the simulator) and the platform
 # application's own credentials (sellers who bring their own developer app store theirs, encrypted).
-LWA_TOKEN_URL = env("LWA_TOKEN_URL", "https://api.amazon.com/auth/o2/token")
-LWA_CLIENT_ID = env("LWA_CLIENT_ID", "")
-LWA_CLIENT_SECRET = env("LWA_CLIENT_SECRET", "")
+# The consent flow exchanges `spapi_oauth_code` with these, and platform-app connections refresh with them.
+LWA_TOKEN_URL = env(
+    "LWA_TOKEN_URL",
+    f"{SIMULATOR_URL}/auth/o2/token" if SIMULATOR_URL else "https://api.amazon.com/auth/o2/token",
+)
+LWA_CLIENT_ID = env("LWA_CLIENT_ID", "" if PRODUCTION else _SIMULATOR_APP[0])
+LWA_CLIENT_SECRET = env("LWA_CLIENT_SECRET", "" if PRODUCTION else _SIMULATOR_APP[1])
+# The Seller Central website authorisation flow: the platform app's id (amzn1.sp.solution.…), the consent
+# page per region, and `version=beta` for an app still in draft (never in production).
+SP_API_APP_ID = env("SP_API_APP_ID", "" if PRODUCTION else "amzn1.sp.solution.sellerpilot-development")
+SELLER_CENTRAL_CONSENT_URLS = {
+    "NA": env("SELLER_CENTRAL_CONSENT_URL_NA", "https://sellercentral.amazon.com/apps/authorize/consent"),
+    "EU": env(
+        "SELLER_CENTRAL_CONSENT_URL_EU", "https://sellercentral-europe.amazon.com/apps/authorize/consent"
+    ),
+    "FE": env("SELLER_CENTRAL_CONSENT_URL_FE", "https://sellercentral.amazon.co.jp/apps/authorize/consent"),
+}
+SP_API_CONSENT_BETA = env_bool("SP_API_CONSENT_BETA", not PRODUCTION) and not PRODUCTION
+# How long a consent link (its signed `state`) stays valid.
+SP_API_CONSENT_MAX_AGE_SECONDS = env_int("SP_API_CONSENT_MAX_AGE_SECONDS", 600)
 LWA_HTTP_TIMEOUT_SECONDS = float(env("LWA_HTTP_TIMEOUT_SECONDS", "10"))
 # Access tokens are cached (encrypted) until `expires_in` minus this margin, so they are replaced before
 # Amazon expires them. LWA_TOKEN_TTL_SECONDS, when set, caps the cache lifetime further.
@@ -377,8 +405,9 @@ LWA_TOKEN_REFRESH_MARGIN_SECONDS = env_int("LWA_TOKEN_REFRESH_MARGIN_SECONDS", 3
 LWA_TOKEN_TTL_SECONDS = env_int("LWA_TOKEN_TTL_SECONDS", 0) or None
 # How long a worker waits for another worker's token refresh before giving up.
 LWA_TOKEN_LOCK_WAIT_SECONDS = float(env("LWA_TOKEN_LOCK_WAIT_SECONDS", "15"))
-# SP-API base URL; empty means Amazon's regional endpoint (sp_api's Marketplaces enum).
-SP_API_ENDPOINT = env("SP_API_ENDPOINT", "")
+# SP-API base URL; empty means Amazon's regional endpoint (sp_api's Marketplaces enum). Outside
+# production it defaults to the simulator.
+SP_API_ENDPOINT = env("SP_API_ENDPOINT", SIMULATOR_URL)
 SP_API_HTTP_TIMEOUT_SECONDS = float(env("SP_API_HTTP_TIMEOUT_SECONDS", "30"))
 # Retries of one SP-API call (429, 5xx, timeouts): full-jitter exponential backoff within this budget.
 SP_API_RETRY_BUDGET_SECONDS = float(env("SP_API_RETRY_BUDGET_SECONDS", "60"))
