@@ -13,6 +13,7 @@ from werkzeug.serving import run_simple
 
 from .app import SimulatorApp
 from .market import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SELLER_ID, Market
+from .notifications import NotificationDispatcher
 
 
 def _ticker(market: Market, speed: float, stop: threading.Event) -> None:
@@ -33,11 +34,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--patch-delay", type=float, default=300, help="seconds until a listings patch applies"
     )
+    parser.add_argument(
+        "--notify", action="append", default=[], help="POST ANY_OFFER_CHANGED notifications to this URL"
+    )
+    parser.add_argument("--orders", type=int, default=0, help="bulk order history to generate (30 days)")
     args = parser.parse_args(argv)
 
     market = Market.demo(
         seed=args.seed, skus=args.skus, throttle_clock="wall", patch_delay_seconds=args.patch_delay
     )
+    if args.orders:
+        market.generate_orders(args.orders)
     stop = threading.Event()
     threading.Thread(target=_ticker, args=(market, args.speed, stop), daemon=True).start()
     base = f"http://{args.host}:{args.port}"
@@ -47,10 +54,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  lwa_app_id      {DEMO_CLIENT_ID}")
     print(f"  client secret   {DEMO_CLIENT_SECRET}")
     print(f"  refresh token   {DEMO_REFRESH_TOKEN}")
+    for url in args.notify:
+        market.subscribe(url)
+    dispatcher = NotificationDispatcher(market)
+    dispatcher.start()
+    app = SimulatorApp(market)
+    app.public_url = base
     try:
-        run_simple(args.host, args.port, SimulatorApp(market), threaded=True)
+        run_simple(args.host, args.port, app, threaded=True)
     finally:
         stop.set()
+        dispatcher.stop()
 
 
 if __name__ == "__main__":

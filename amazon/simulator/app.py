@@ -14,9 +14,10 @@ import binascii
 import json
 import re
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
@@ -25,7 +26,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from .documents import REPORT_TYPES
 from .market import CATEGORIES, MARKETPLACES, AccessToken, Listing, LwaError, Market, Offer
+from .orders import Order, iso
 from .rates import MAX_BATCH_REQUESTS, USAGE_PLANS
 
 JSON = dict[str, Any]
@@ -53,11 +56,48 @@ ROUTES = Map(
         Rule(
             "/batches/products/pricing/v0/listingOffers", endpoint="getListingOffersBatch", methods=["POST"]
         ),
+        Rule("/orders/v0/orders", endpoint="getOrders", methods=["GET"]),
+        Rule("/orders/v0/orders/<orderId>", endpoint="getOrder", methods=["GET"]),
+        Rule("/orders/v0/orders/<orderId>/orderItems", endpoint="getOrderItems", methods=["GET"]),
+        Rule("/finances/v0/financialEvents", endpoint="listFinancialEvents", methods=["GET"]),
+        Rule(
+            "/finances/v0/orders/<orderId>/financialEvents",
+            endpoint="listFinancialEventsByOrderId",
+            methods=["GET"],
+        ),
+        Rule("/fba/inventory/v1/summaries", endpoint="getInventorySummaries", methods=["GET"]),
+        Rule("/reports/2021-06-30/reports", endpoint="createReport", methods=["POST"]),
+        Rule("/reports/2021-06-30/reports/<reportId>", endpoint="getReport", methods=["GET"]),
+        Rule(
+            "/reports/2021-06-30/documents/<path:reportDocumentId>",
+            endpoint="getReportDocument",
+            methods=["GET"],
+        ),
+        Rule("/feeds/2021-06-30/documents", endpoint="createFeedDocument", methods=["POST"]),
+        Rule(
+            "/feeds/2021-06-30/documents/<path:feedDocumentId>", endpoint="getFeedDocument", methods=["GET"]
+        ),
+        Rule("/feeds/2021-06-30/feeds", endpoint="createFeed", methods=["POST"]),
+        Rule("/feeds/2021-06-30/feeds/<feedId>", endpoint="getFeed", methods=["GET"]),
+        Rule("/_documents/<path:documentId>", endpoint="_download", methods=["GET"]),
+        Rule("/_documents/<path:documentId>", endpoint="_upload", methods=["PUT"]),
         Rule("/_simulator/advance", endpoint="_advance", methods=["POST"]),
         Rule("/_simulator/state", endpoint="_state", methods=["GET"]),
     ]
 )
 OPERATIONS = tuple(USAGE_PLANS)
+SUCCESS_STATUS = {"createReport": 202, "createFeed": 202, "createFeedDocument": 201}
+ORDER_STATUSES = (
+    "Pending",
+    "Unshipped",
+    "PartiallyShipped",
+    "Shipped",
+    "Canceled",
+    "Unfulfillable",
+    "InvoiceUnconfirmed",
+    "PendingAvailability",
+)
+CLOCK_SKEW = timedelta(minutes=2)  # Amazon's "no later than two minutes before now"
 
 ITEM_OFFERS_URI = re.compile(r"^/products/pricing/v0/items/([^/?]+)/offers$")
 LISTING_OFFERS_URI = re.compile(r"^/products/pricing/v0/listings/([^?]+)/offers$")
@@ -116,6 +156,8 @@ class SimulatorApp:
     def __init__(self, market: Market, log_size: int = 2000) -> None:
         self.market = market
         self.log: deque[LoggedRequest] = deque(maxlen=log_size)
+        self.public_url: str | None = None  # where document URLs point (set by SimulatorServer)
+        self._cursors: OrderedDict[str, tuple[list[Any], int, JSON]] = OrderedDict()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -138,6 +180,8 @@ class SimulatorApp:
                 raise ApiError(405, "MethodNotAllowed", "Method not allowed.") from None
             if operation == "lwaToken":
                 return self.lwa_token(request)
+            if operation in ("_download", "_upload"):
+                return getattr(self, operation)(request, **args)  # presigned URLs: no token, raw bytes
             if request.method in ("POST", "PATCH", "PUT") and request.get_data():
                 try:
                     body = json.loads(request.get_data(), parse_float=Decimal)
@@ -148,7 +192,7 @@ class SimulatorApp:
             token = self.authenticate(request)
             self.admit(token, operation)
             payload = getattr(self, operation)(request, token, body, **args)
-            response = self._json(payload, 200, request_id)
+            response = self._json(payload, SUCCESS_STATUS.get(operation, 200), request_id)
             response.headers["x-amzn-RateLimit-Limit"] = str(USAGE_PLANS[operation][0])
         except ApiError as exc:
             response = self._json(exc.body(), exc.status, request_id)
@@ -628,6 +672,440 @@ class SimulatorApp:
 
     def getListingOffersBatch(self, request: Request, token: AccessToken, body: Any) -> JSON:
         return self._batch(body, token, LISTING_OFFERS_URI, by_sku=True)
+
+    # ------------------------------------------------------------------ shared helpers (new APIs)
+
+    def _date(self, request: Request, name: str) -> datetime | None:
+        raw = request.args.get(name)
+        if not raw:
+            return None
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "InvalidInput", f"Invalid {name}: '{raw}' is not an ISO 8601 date.") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    def _int(self, request: Request, name: str, default: int, low: int, high: int) -> int:
+        try:
+            value = int(request.args.get(name, default))
+        except ValueError:
+            raise ApiError(400, "InvalidInput", f"'{name}' must be an integer.") from None
+        if not low <= value <= high:
+            raise ApiError(400, "InvalidInput", f"'{name}' must be between {low} and {high}.")
+        return value
+
+    def _save_cursor(self, rows: list[Any], offset: int, extra: JSON) -> str:
+        token = base64.urlsafe_b64encode(uuid.uuid4().bytes + offset.to_bytes(4, "big")).decode()
+        self._cursors[token] = (rows, offset, extra)
+        while len(self._cursors) > 1000:
+            self._cursors.popitem(last=False)
+        return token
+
+    def _cursor(self, token: str, name: str) -> tuple[list[Any], int, JSON]:
+        entry = self._cursors.get(token)
+        if entry is None:
+            raise ApiError(400, "InvalidInput", f"Invalid {name}.")
+        return entry
+
+    def _page(self, rows: list[Any], offset: int, size: int, extra: JSON) -> tuple[list[Any], str | None]:
+        page = rows[offset : offset + size]
+        more = offset + size < len(rows)
+        return page, self._save_cursor(rows, offset + size, extra) if more else None
+
+    def public_base(self, request: Request) -> str:
+        if self.public_url:
+            return self.public_url
+        env = request.environ
+        return f"http://{env.get('SERVER_NAME', '127.0.0.1')}:{env.get('SERVER_PORT', '80')}"
+
+    # ------------------------------------------------------------------ Orders v0
+
+    def getOrders(self, request: Request, token: AccessToken, body: Any) -> JSON:
+        seller = token.selling_partner_id or ""
+        market = self.market
+        size = self._int(request, "MaxResultsPerPage", 100, 1, 100)
+        with market.lock:
+            now = market.clock.now()
+            if request.args.get("NextToken"):
+                rows, offset, extra = self._cursor(request.args["NextToken"], "NextToken")
+            else:
+                rows, extra = self._select_orders(request, seller, now)
+                offset = 0
+            page, next_token = self._page(rows, offset, size, extra)
+            orders = [market.orders[oid].to_order(now) for oid in page]
+        payload: JSON = {"Orders": orders, **extra}
+        if next_token:
+            payload["NextToken"] = next_token
+        return {"payload": payload}
+
+    def _select_orders(self, request: Request, seller: str, now: datetime) -> tuple[list[str], JSON]:
+        marketplaces = self._list_param(request, "MarketplaceIds")
+        if not marketplaces:
+            raise ApiError(400, "InvalidInput", "Missing required parameter 'MarketplaceIds'.")
+        if len(marketplaces) > 50 or any(m not in MARKETPLACES for m in marketplaces):
+            raise ApiError(400, "InvalidInput", "Invalid 'MarketplaceIds'.")
+        created_after, created_before = (
+            self._date(request, "CreatedAfter"),
+            self._date(request, "CreatedBefore"),
+        )
+        updated_after = self._date(request, "LastUpdatedAfter")
+        updated_before = self._date(request, "LastUpdatedBefore")
+        order_ids = set(self._list_param(request, "AmazonOrderIds"))
+        if len(order_ids) > 50:
+            raise ApiError(400, "InvalidInput", "At most 50 AmazonOrderIds.")
+        if created_after and updated_after:
+            raise ApiError(400, "InvalidInput", "Specify either CreatedAfter or LastUpdatedAfter, not both.")
+        if not (created_after or updated_after or order_ids):
+            raise ApiError(400, "InvalidInput", "Either CreatedAfter or LastUpdatedAfter must be specified.")
+        if (created_before and not created_after) or (updated_before and not updated_after):
+            raise ApiError(400, "InvalidInput", "A ...Before date needs its ...After date.")
+        latest = now - CLOCK_SKEW
+        for name, value in (
+            ("CreatedAfter", created_after),
+            ("CreatedBefore", created_before),
+            ("LastUpdatedAfter", updated_after),
+            ("LastUpdatedBefore", updated_before),
+        ):
+            if value is not None and value > latest:
+                raise ApiError(
+                    400, "InvalidInput", f"{name} must be no later than two minutes before the request time."
+                )
+        statuses = set(self._list_param(request, "OrderStatuses"))
+        if statuses - set(ORDER_STATUSES):
+            raise ApiError(400, "InvalidInput", f"Invalid OrderStatuses {sorted(statuses)}.")
+        channels = set(self._list_param(request, "FulfillmentChannels"))
+        if channels - {"AFN", "MFN"}:
+            raise ApiError(400, "InvalidInput", f"Invalid FulfillmentChannels {sorted(channels)}.")
+        wanted_afn = {c == "AFN" for c in channels}
+        mps = set(marketplaces)
+
+        def keep(o: Order) -> bool:
+            return (
+                o.marketplace_id in mps
+                and o.purchased <= now
+                and (not order_ids or o.order_id in order_ids)
+                and (not channels or o.afn in wanted_afn)
+                and (not statuses or o.status_at(now) in statuses)
+            )
+
+        candidates = [o for o in self.market.seller_orders(seller) if keep(o)]
+        if updated_after is not None:
+            before = updated_before or latest
+            bounds: JSON = {"LastUpdatedBefore": iso(before)}
+            keyed = [(o.last_update_at(now), o.order_id) for o in candidates]
+            rows = sorted(k for k in keyed if updated_after <= k[0] <= before)
+        else:
+            before = created_before or latest
+            start = created_after or datetime.min.replace(tzinfo=UTC)
+            bounds = {"CreatedBefore": iso(before)}
+            rows = sorted((o.purchased, o.order_id) for o in candidates if start <= o.purchased <= before)
+        return [oid for _, oid in rows], bounds
+
+    def _order(self, token: AccessToken, order_id: str) -> Order:
+        order = self.market.orders.get(order_id)
+        if (
+            order is None
+            or order.seller_id != token.selling_partner_id
+            or order.purchased > self.market.clock.now()
+        ):
+            raise ApiError(404, "NotFound", f"Order {order_id} not found.")
+        return order
+
+    def getOrder(self, request: Request, token: AccessToken, body: Any, orderId: str) -> JSON:
+        with self.market.lock:
+            return {"payload": self._order(token, orderId).to_order(self.market.clock.now())}
+
+    def getOrderItems(self, request: Request, token: AccessToken, body: Any, orderId: str) -> JSON:
+        with self.market.lock:
+            if request.args.get("NextToken"):
+                rows, offset, _ = self._cursor(request.args["NextToken"], "NextToken")
+            else:
+                rows, offset = self._order(token, orderId).to_items(self.market.clock.now()), 0
+            page, next_token = self._page(rows, offset, 100, {})
+        payload: JSON = {"AmazonOrderId": orderId, "OrderItems": page}
+        if next_token:
+            payload["NextToken"] = next_token
+        return {"payload": payload}
+
+    # ------------------------------------------------------------------ Finances v0
+
+    @staticmethod
+    def _financial_events(events: list[tuple[Order, str, JSON]]) -> JSON:
+        lists: JSON = {"ShipmentEventList": [], "RefundEventList": [], "AdjustmentEventList": []}
+        for _, kind, event in events:
+            lists[kind].append(event)
+        return lists
+
+    def listFinancialEvents(self, request: Request, token: AccessToken, body: Any) -> JSON:
+        market = self.market
+        size = self._int(request, "MaxResultsPerPage", 100, 1, 100)
+        with market.lock:
+            now = market.clock.now()
+            if request.args.get("NextToken"):
+                rows, offset, _ = self._cursor(request.args["NextToken"], "NextToken")
+            else:
+                latest = now - CLOCK_SKEW
+                before = self._date(request, "PostedBefore") or latest
+                after = self._date(request, "PostedAfter") or before - timedelta(hours=48)
+                if before > latest or after > latest:
+                    raise ApiError(
+                        400,
+                        "InvalidInput",
+                        "Dates must be no later than two minutes before the request time.",
+                    )
+                if after > before:
+                    raise ApiError(400, "InvalidInput", "PostedAfter must be before PostedBefore.")
+                rows = market.financial_events_between(token.selling_partner_id or "", after, before)
+                offset = 0
+            page, next_token = self._page(rows, offset, size, {})
+            events: list[tuple[Order, str, JSON]] = []
+            for posted, oid, kind in page:
+                order = market.orders[oid]
+                events.extend(
+                    (order, k, e) for p, k, e in order.financial_events() if k == kind and p == posted
+                )
+        payload: JSON = {"FinancialEvents": self._financial_events(events)}
+        if next_token:
+            payload["NextToken"] = next_token
+        return {"payload": payload}
+
+    def listFinancialEventsByOrderId(
+        self, request: Request, token: AccessToken, body: Any, orderId: str
+    ) -> JSON:
+        self._int(request, "MaxResultsPerPage", 100, 1, 100)
+        market = self.market
+        with market.lock:
+            now = market.clock.now()
+            order = market.orders.get(orderId)
+            events: list[tuple[Order, str, JSON]] = []
+            if order is not None and order.seller_id == token.selling_partner_id:
+                events = [(order, k, e) for p, k, e in order.financial_events() if p <= now]
+        return {"payload": {"FinancialEvents": self._financial_events(events)}}
+
+    # ------------------------------------------------------------------ FBA Inventory v1
+
+    def getInventorySummaries(self, request: Request, token: AccessToken, body: Any) -> JSON:
+        if request.args.get("granularityType") != "Marketplace":
+            raise ApiError(400, "InvalidInput", "granularityType must be 'Marketplace'.")
+        granularity_id = request.args.get("granularityId", "")
+        marketplaces = self._list_param(request, "marketplaceIds")
+        if len(marketplaces) != 1 or marketplaces[0] not in MARKETPLACES or granularity_id != marketplaces[0]:
+            raise ApiError(400, "InvalidInput", "Exactly one valid marketplaceIds, equal to granularityId.")
+        skus = self._list_param(request, "sellerSkus")
+        if len(skus) > 50:
+            raise ApiError(400, "InvalidInput", "At most 50 sellerSkus.")
+        details = request.args.get("details", "false").lower() == "true"
+        start = self._date(request, "startDateTime")
+        market = self.market
+        with market.lock:
+            if request.args.get("nextToken"):
+                rows, offset, _ = self._cursor(request.args["nextToken"], "nextToken")
+            else:
+                rows = sorted(
+                    (
+                        li
+                        for li in market.seller_listings(token.selling_partner_id or "", marketplaces[0])
+                        if li.is_fba
+                    ),
+                    key=lambda li: li.sku,
+                )
+                if start is not None:
+                    rows = [li for li in rows if li.updated >= start]
+                elif skus:
+                    rows = [li for li in rows if li.sku in set(skus)]
+                elif request.args.get("sellerSku"):
+                    rows = [li for li in rows if li.sku == request.args["sellerSku"]]
+                offset = 0
+            page, next_token = self._page(rows, offset, 50, {})
+            summaries = [self._inventory_summary(li, details) for li in page]
+        result: JSON = {
+            "payload": {
+                "granularity": {"granularityType": "Marketplace", "granularityId": marketplaces[0]},
+                "inventorySummaries": summaries,
+            }
+        }
+        if next_token:
+            result["pagination"] = {"nextToken": next_token}
+        return result
+
+    def _inventory_summary(self, li: Listing, details: bool) -> JSON:
+        extra = self.market.fba_inventory(li)
+        fulfillable = max(li.quantity, 0)
+        reserved = extra["pendingCustomerOrderQuantity"] + extra["fcProcessingQuantity"]
+        unfulfillable = (
+            extra["customerDamagedQuantity"] + extra["warehouseDamagedQuantity"] + extra["defectiveQuantity"]
+        )
+        inbound = (
+            extra["inboundWorkingQuantity"]
+            + extra["inboundShippedQuantity"]
+            + extra["inboundReceivingQuantity"]
+        )
+        summary: JSON = {
+            "asin": li.asin,
+            "fnSku": "X00" + li.asin[-7:],
+            "sellerSku": li.sku,
+            "condition": "NewItem" if li.condition == "New" else "UsedGood",
+            "lastUpdatedTime": iso(li.updated),
+            "productName": li.item_name,
+            "totalQuantity": fulfillable + reserved + unfulfillable + inbound + extra["researchingQuantity"],
+            "stores": [],
+        }
+        if details:
+            summary["inventoryDetails"] = {
+                "fulfillableQuantity": fulfillable,
+                "inboundWorkingQuantity": extra["inboundWorkingQuantity"],
+                "inboundShippedQuantity": extra["inboundShippedQuantity"],
+                "inboundReceivingQuantity": extra["inboundReceivingQuantity"],
+                "reservedQuantity": {
+                    "totalReservedQuantity": reserved,
+                    "pendingCustomerOrderQuantity": extra["pendingCustomerOrderQuantity"],
+                    "pendingTransshipmentQuantity": 0,
+                    "fcProcessingQuantity": extra["fcProcessingQuantity"],
+                },
+                "researchingQuantity": {
+                    "totalResearchingQuantity": extra["researchingQuantity"],
+                    "researchingQuantityBreakdown": [
+                        {"name": "researchingQuantityInShortTerm", "quantity": extra["researchingQuantity"]}
+                    ],
+                },
+                "unfulfillableQuantity": {
+                    "totalUnfulfillableQuantity": unfulfillable,
+                    "customerDamagedQuantity": extra["customerDamagedQuantity"],
+                    "warehouseDamagedQuantity": extra["warehouseDamagedQuantity"],
+                    "distributorDamagedQuantity": 0,
+                    "carrierDamagedQuantity": 0,
+                    "defectiveQuantity": extra["defectiveQuantity"],
+                    "expiredQuantity": 0,
+                },
+            }
+        return summary
+
+    # ------------------------------------------------------------------ Reports 2021-06-30
+
+    def _marketplace_list(self, body: Any) -> list[str]:
+        ids = body.get("marketplaceIds") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not ids or any(m not in MARKETPLACES for m in ids):
+            raise ApiError(400, "InvalidInput", "marketplaceIds must list valid marketplace identifiers.")
+        return [str(m) for m in ids]
+
+    def createReport(self, request: Request, token: AccessToken, body: Any) -> JSON:
+        marketplaces = self._marketplace_list(body)
+        report_type = body.get("reportType")
+        if report_type not in REPORT_TYPES:
+            raise ApiError(400, "InvalidInput", f"Report type {report_type} is not supported.")
+        options = body.get("reportOptions") if isinstance(body.get("reportOptions"), dict) else None
+        report = self.market.create_report(token.selling_partner_id or "", report_type, marketplaces, options)
+        return {"reportId": report.report_id}
+
+    def getReport(self, request: Request, token: AccessToken, body: Any, reportId: str) -> JSON:
+        market = self.market
+        with market.lock:
+            report = market.reports.get(reportId)
+            if report is None or report.seller_id != token.selling_partner_id:
+                raise ApiError(404, "NotFound", f"Report {reportId} not found.")
+            now = market.clock.now()
+            status = report.status_at(now)
+            answer: JSON = {
+                "reportId": report.report_id,
+                "reportType": report.report_type,
+                "marketplaceIds": report.marketplace_ids,
+                "createdTime": iso(report.created),
+                "dataStartTime": iso(report.created),
+                "dataEndTime": iso(report.created),
+                "processingStatus": status,
+            }
+            if status != "IN_QUEUE":
+                answer["processingStartTime"] = iso(report.started)
+            if status == "DONE" and report.document_id:
+                answer["processingEndTime"] = iso(report.finished)
+                answer["reportDocumentId"] = report.document_id
+            return answer
+
+    def _document_answer(self, request: Request, document_id: str, key: str) -> JSON:
+        doc = self.market.documents.get(document_id)
+        if doc is None or doc.content is None:
+            raise ApiError(404, "NotFound", f"Document {document_id} not found.")
+        answer: JSON = {
+            key: doc.document_id,
+            "url": f"{self.public_base(request)}/_documents/{doc.document_id}",
+        }
+        if doc.compressed:
+            answer["compressionAlgorithm"] = "GZIP"
+        return answer
+
+    def getReportDocument(
+        self, request: Request, token: AccessToken, body: Any, reportDocumentId: str
+    ) -> JSON:
+        return self._document_answer(request, reportDocumentId, "reportDocumentId")
+
+    # ------------------------------------------------------------------ Feeds 2021-06-30
+
+    def createFeedDocument(self, request: Request, token: AccessToken, body: Any) -> JSON:
+        content_type = body.get("contentType") if isinstance(body, dict) else None
+        if not isinstance(content_type, str) or not content_type:
+            raise ApiError(400, "InvalidInput", "contentType is required.")
+        doc = self.market.create_feed_document(content_type)
+        return {
+            "feedDocumentId": doc.document_id,
+            "url": f"{self.public_base(request)}/_documents/{doc.document_id}",
+        }
+
+    def getFeedDocument(self, request: Request, token: AccessToken, body: Any, feedDocumentId: str) -> JSON:
+        return self._document_answer(request, feedDocumentId, "feedDocumentId")
+
+    def createFeed(self, request: Request, token: AccessToken, body: Any) -> JSON:
+        marketplaces = self._marketplace_list(body)
+        feed_type = body.get("feedType")
+        if feed_type != "JSON_LISTINGS_FEED":
+            raise ApiError(400, "InvalidInput", f"Feed type {feed_type} is not supported.")
+        doc = self.market.documents.get(str(body.get("inputFeedDocumentId")))
+        if doc is None or not doc.upload:
+            raise ApiError(400, "InvalidInput", "Invalid inputFeedDocumentId.")
+        feed = self.market.create_feed(
+            token.selling_partner_id or "", feed_type, marketplaces, doc.document_id
+        )
+        return {"feedId": feed.feed_id}
+
+    def getFeed(self, request: Request, token: AccessToken, body: Any, feedId: str) -> JSON:
+        market = self.market
+        with market.lock:
+            feed = market.feeds.get(feedId)
+            if feed is None or feed.seller_id != token.selling_partner_id:
+                raise ApiError(404, "NotFound", f"Feed {feedId} not found.")
+            status = feed.status_at(market.clock.now())
+            answer: JSON = {
+                "feedId": feed.feed_id,
+                "feedType": feed.feed_type,
+                "marketplaceIds": feed.marketplace_ids,
+                "createdTime": iso(feed.created),
+                "processingStatus": status,
+            }
+            if status != "IN_QUEUE":
+                answer["processingStartTime"] = iso(feed.started)
+            if status in ("DONE", "FATAL"):
+                answer["processingEndTime"] = iso(feed.finished)
+                if feed.result_document_id:
+                    answer["resultFeedDocumentId"] = feed.result_document_id
+            return answer
+
+    # ------------------------------------------------------------------ documents (presigned URLs)
+
+    def _download(self, request: Request, documentId: str) -> Response:
+        doc = self.market.documents.get(documentId)
+        if doc is None or doc.content is None:
+            return Response(b"<Error><Code>NoSuchKey</Code></Error>", 404, content_type="application/xml")
+        content_type = "application/octet-stream" if doc.compressed else doc.content_type
+        return Response(doc.content, 200, content_type=content_type)
+
+    def _upload(self, request: Request, documentId: str) -> Response:
+        doc = self.market.documents.get(documentId)
+        if doc is None or not doc.upload:
+            return Response(b"<Error><Code>AccessDenied</Code></Error>", 403, content_type="application/xml")
+        with self.market.lock:
+            doc.content = request.get_data()
+            doc.content_type = request.headers.get("Content-Type", doc.content_type)
+        self.log.append(LoggedRequest("_upload", "PUT", request.path, {}, None, 200))
+        return Response(b"", 200)
 
     # ------------------------------------------------------------------ simulator controls (demo)
 

@@ -9,19 +9,24 @@ standalone server advances it from a ticker). Money is ``Decimal``; JSON seriali
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
+import queue
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from .documents import Document, Feed, Report, merchant_listings_report, process_listings_feed, stored
+from .notifications import any_offer_changed
+from .orders import TAX_RATES, Order, OrderItem, decimal_to_cents, order_id_for, timeline
 from .rates import USAGE_PLANS
 
 CENT = Decimal("0.01")
@@ -383,6 +388,35 @@ class Market:
 
         self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self.faults: dict[str, list[int]] = {}  # operation -> statuses to answer next
+
+        # orders and money (orders.py): their own random stream, so that generating orders does not
+        # change how the rest of the market plays out
+        self.orders: dict[str, Order] = {}
+        self._orders_by_seller: dict[str, list[Order]] = {}
+        self._orders_rng = random.Random(f"{seed}-orders")  # noqa: S311 - a simulation
+        self._item_seq = itertools.count(1)
+        self._finance_index: list[tuple[datetime, str, str]] | None = None  # (posted, order id, list)
+
+        # reports and feeds (documents.py)
+        self.reports: dict[str, Report] = {}
+        self.feeds: dict[str, Feed] = {}
+        self.documents: dict[str, Document] = {}
+        self._jobs: dict[str, Callable[[], None]] = {}  # event key -> work due then
+        self._doc_seq = itertools.count(1)
+        self.report_delays = (30.0, 60.0)  # seconds IN_QUEUE, then IN_PROGRESS
+        self.feed_delays = (30.0, 90.0)
+        self.gzip_documents = False  # report documents served gzip (compressionAlgorithm GZIP)
+        self.feed_schema_dir: str | None = None  # where listings-feed-schema-v2.json lives, if known
+
+        # notifications (notifications.py): ANY_OFFER_CHANGED when a competitor reprices an ASIN that
+        # one of our sellers lists; kept in pending_notifications and queued for delivery to every
+        # subscriber URL (the server's dispatcher thread posts them)
+        self.notifications_enabled = False
+        self.subscribers: list[str] = []
+        self.pending_notifications: deque[dict[str, Any]] = deque(maxlen=10_000)
+        self.outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.deliveries: deque[tuple[str, str, int | str]] = deque(maxlen=10_000)  # (url, id, status)
+        self._notification_seq = itertools.count(1)
 
     # ---------------------------------------------------------------- identities and LWA
 
@@ -813,7 +847,11 @@ class Market:
                 self.clock._set(step_end)
                 while self._events and self._events[0][0] <= step_end:
                     _, _, sid = heapq.heappop(self._events)
-                    self._apply_change(self.pending[sid])
+                    job = self._jobs.pop(sid, None)
+                    if job is not None:
+                        job()
+                    elif sid in self.pending:
+                        self._apply_change(self.pending[sid])
                 if dt > 0:
                     self._competitors_react(step_end)
                     self._buyers_arrive(step_end, dt)
@@ -851,7 +889,10 @@ class Market:
                 if winner is None or winner.seller_id == offer.seller_id:
                     return
                 new_price = winner.landed - offer.shipping
+        old_price = offer.price
         offer.price = money(min(max(new_price, offer.floor), offer.ceiling))
+        if offer.price != old_price and self.notifications_enabled:
+            self._offer_changed(marketplace_id, asin)
 
     def _poisson(self, lam: float) -> int:
         if lam <= 0:
@@ -889,7 +930,11 @@ class Market:
             return
         fees = self.fees(product.marketplace_id, product.asin, offer.price, offer.is_fba)
         seq = next(self._order_seq)
-        order_id = f"{111 + seq % 800:03d}-{(seq * 7919) % 10_000_000:07d}-{(seq * 104729) % 10_000_000:07d}"
+        order_id = order_id_for(seq)
+        if offer.sku is not None and offer.seller_id in self.sellers:
+            self._record_order(
+                order_id, now, offer.seller_id, product, offer.sku, units, offer.price, offer.shipping, fees
+            )
         self.sales.append(
             Sale(
                 order_id=order_id,
@@ -905,6 +950,311 @@ class Market:
                 fba_fee=fees.fba * units,
             )
         )
+
+    # ---------------------------------------------------------------- orders (Orders v0, Finances v0)
+
+    def _add_order(self, order: Order) -> None:
+        self.orders[order.order_id] = order
+        self._orders_by_seller.setdefault(order.seller_id, []).append(order)
+        self._finance_index = None
+
+    def _record_order(
+        self,
+        order_id: str,
+        now: datetime,
+        seller_id: str,
+        product: Product,
+        sku: str,
+        units: int,
+        unit_price: Decimal,
+        unit_shipping: Decimal,
+        fees: Fees,
+    ) -> Order:
+        """A buyer's purchase from one of our sellers becomes an order with a life ahead of it."""
+        rng = self._orders_rng
+        mp = MARKETPLACES[product.marketplace_id]
+        afn = fees.fba > 0
+        unshipped, shipped, canceled, refunded, reimbursed = timeline(rng, now, afn)
+        price = decimal_to_cents(unit_price) * units
+        order = Order(
+            order_id=order_id,
+            seller_id=seller_id,
+            marketplace_id=mp.id,
+            currency=mp.currency,
+            sales_channel=mp.name,
+            afn=afn,
+            purchased=now,
+            unshipped_at=unshipped,
+            shipped_at=shipped,
+            canceled_at=canceled,
+            refunded_at=refunded,
+            reimbursed_at=reimbursed,
+            items=[
+                OrderItem(
+                    order_item_id=f"{(next(self._item_seq) * 7919) % 10**14:014d}",
+                    sku=sku,
+                    asin=product.asin,
+                    title=product.title,
+                    quantity=units,
+                    price_cents=price,
+                    tax_cents=price * TAX_RATES[mp.id] // 10_000,
+                    shipping_cents=decimal_to_cents(unit_shipping) * units,
+                    referral_cents=decimal_to_cents(fees.referral) * units,
+                    fba_fee_cents=decimal_to_cents(fees.fba) * units,
+                )
+            ],
+            prime=afn,
+        )
+        self._add_order(order)
+        return order
+
+    def generate_orders(
+        self,
+        count: int,
+        *,
+        seller_id: str | None = None,
+        marketplace_id: str = US,
+        days: float = 30,
+        until: datetime | None = None,
+        seed: int | str | None = None,
+    ) -> list[Order]:
+        """Bulk history: ``count`` orders of the seller's listings in ``marketplace_id``, purchased
+        uniformly over the ``days`` before ``until`` (default: now), popular ASINs more often, each with
+        its own timeline (so the recent ones are still Pending / Unshipped, ~3 % Canceled, ~5 % refunded,
+        some FBA refunds reimbursed). Deterministic under the market seed (and ``seed``, if given: use
+        it to make several batches differ). Stock is not touched. 100,000 orders take ~2 s."""
+        with self.lock:
+            seller_id = seller_id or next(iter(self.sellers))
+            listings = [li for li in self.seller_listings(seller_id, marketplace_id) if li.active]
+            if not listings:
+                raise ValueError(f"{seller_id} has no listings in {marketplace_id}")
+            rng = random.Random(f"{self.seed}-bulk-{seed}-{len(self.orders)}")  # noqa: S311 - a simulation
+            mp = MARKETPLACES[marketplace_id]
+            tax_bp = TAX_RATES[marketplace_id]
+            pools: dict[bool, tuple[list[tuple[Any, ...]], list[float]]] = {}
+            for afn in (True, False):
+                rows, weights = [], []
+                for li in listings:
+                    if li.is_fba != afn:
+                        continue
+                    product = self.products[(li.marketplace_id, li.asin)]
+                    fees = self.fees(li.marketplace_id, li.asin, li.price, li.is_fba)
+                    rows.append(
+                        (
+                            li.sku,
+                            li.asin,
+                            product.title,
+                            decimal_to_cents(li.price),
+                            decimal_to_cents(fees.referral),
+                            decimal_to_cents(fees.fba),
+                            decimal_to_cents(li.shipping),
+                        )
+                    )
+                    weights.append(max(product.demand_per_hour, 0.01))
+                if rows:
+                    pools[afn] = (rows, list(itertools.accumulate(weights)))
+            afn_share = pools[True][1][-1] / sum(p[1][-1] for p in pools.values()) if True in pools else 0.0
+            end = until or self.clock.now()
+            span = days * 86400
+            start = end - timedelta(seconds=span)
+            offsets = sorted(rng.random() * span for _ in range(count))
+            created: list[Order] = []
+            item_seq = self._item_seq
+            for offset in offsets:
+                purchased = start + timedelta(seconds=offset)
+                afn = (rng.random() < afn_share) if len(pools) == 2 else (True in pools)
+                rows, cum = pools[afn]
+                lines = 1 if (r := rng.random()) < 0.85 else (2 if r < 0.97 else 3)
+                items = []
+                for row in rng.choices(rows, cum_weights=cum, k=lines):
+                    sku, asin, title, price, referral, fba_fee, shipping = row
+                    qty = 1 if rng.random() < 0.9 else 2
+                    items.append(
+                        OrderItem(
+                            f"{(next(item_seq) * 7919) % 10**14:014d}",
+                            sku,
+                            asin,
+                            title,
+                            qty,
+                            price * qty,
+                            price * qty * tax_bp // 10_000,
+                            shipping * qty,
+                            referral * qty,
+                            fba_fee * qty,
+                        )
+                    )
+                unshipped, shipped, canceled, refunded, reimbursed = timeline(rng, purchased, afn)
+                order = Order(
+                    order_id_for(next(self._order_seq)),
+                    seller_id,
+                    marketplace_id,
+                    mp.currency,
+                    mp.name,
+                    afn,
+                    purchased,
+                    unshipped,
+                    shipped,
+                    canceled,
+                    refunded,
+                    reimbursed,
+                    items,
+                    rng.random() < 0.04,
+                    afn,
+                )
+                self.orders[order.order_id] = order
+                created.append(order)
+            self._orders_by_seller.setdefault(seller_id, []).extend(created)
+            self._finance_index = None
+            return created
+
+    def seller_orders(self, seller_id: str) -> list[Order]:
+        return self._orders_by_seller.get(seller_id, [])
+
+    def finance_index(self) -> list[tuple[datetime, str, str]]:
+        """Every financial event any order will ever post, as (posted, order id, list name), sorted."""
+        with self.lock:
+            if self._finance_index is None:
+                index = []
+                for order in self.orders.values():
+                    for posted, kind, _ in order.financial_events():
+                        index.append((posted, order.order_id, kind))
+                index.sort()
+                self._finance_index = index
+            return self._finance_index
+
+    def financial_events_between(
+        self, seller_id: str, after: datetime, before: datetime
+    ) -> list[tuple[datetime, str, str]]:
+        index = self.finance_index()
+        lo = bisect.bisect_left(index, (after, "", ""))
+        hi = bisect.bisect_right(index, (before, "\uffff", "\uffff"))
+        return [e for e in index[lo:hi] if self.orders[e[1]].seller_id == seller_id]
+
+    # ---------------------------------------------------------------- FBA inventory
+
+    def fba_inventory(self, li: Listing) -> dict[str, int]:
+        """The quantities of an FBA listing beyond what is fulfillable (stable per SKU: a hash-seeded
+        draw, so they are the same whenever asked)."""
+        rng = random.Random(f"{self.seed}-fba-{li.seller_id}-{li.sku}")  # noqa: S311 - a simulation
+        inbound = rng.choice([0, 0, 0, 12, 24, 48])
+        return {
+            "inboundWorkingQuantity": inbound if rng.random() < 0.3 else 0,
+            "inboundShippedQuantity": inbound,
+            "inboundReceivingQuantity": rng.choice([0, 0, 2, 6]) if inbound else 0,
+            "pendingCustomerOrderQuantity": rng.choice([0, 0, 1, 2, 3]) if li.quantity else 0,
+            "fcProcessingQuantity": rng.choice([0, 0, 0, 1, 4]),
+            "researchingQuantity": rng.choice([0, 0, 0, 0, 1]),
+            "customerDamagedQuantity": rng.choice([0, 0, 0, 1]),
+            "warehouseDamagedQuantity": rng.choice([0, 0, 0, 0, 1]),
+            "defectiveQuantity": rng.choice([0, 0, 0, 1]),
+        }
+
+    # ---------------------------------------------------------------- reports and feeds
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._doc_seq):011d}"
+
+    def _schedule(self, key: str, due: datetime, job: Callable[[], None]) -> None:
+        self._jobs[key] = job
+        heapq.heappush(self._events, (due, next(self._seq), key))
+
+    def add_document(self, content: bytes, content_type: str, compressed: bool = False) -> Document:
+        with self.lock:
+            doc = Document(
+                self._new_id("amzn1.tortuga.4."), content_type, stored(content, compressed), compressed
+            )
+            self.documents[doc.document_id] = doc
+            return doc
+
+    def create_report(
+        self, seller_id: str, report_type: str, marketplace_ids: list[str], options: dict[str, Any] | None
+    ) -> Report:
+        """createReport. IN_QUEUE for ``report_delays[0]`` seconds, IN_PROGRESS for ``report_delays[1]``,
+        then DONE with a document reflecting the market at that moment."""
+        with self.lock:
+            now = self.clock.now()
+            report = Report(
+                report_id=str(50_000 + len(self.reports) + 1),
+                seller_id=seller_id,
+                report_type=report_type,
+                marketplace_ids=marketplace_ids,
+                created=now,
+                started=now + timedelta(seconds=self.report_delays[0]),
+                finished=now + timedelta(seconds=sum(self.report_delays)),
+                options=options or {},
+            )
+            self.reports[report.report_id] = report
+            self._schedule(f"report:{report.report_id}", report.finished, lambda: self._finish_report(report))
+            return report
+
+    def _finish_report(self, report: Report) -> None:
+        listings = [
+            li
+            for mid in report.marketplace_ids
+            for li in sorted(self.seller_listings(report.seller_id, mid), key=lambda x: x.sku)
+        ]
+        content = merchant_listings_report(
+            listings, {k: p.title for k, p in self.products.items()}, report.marketplace_ids
+        )
+        doc = self.add_document(content, "text/tab-separated-values; charset=UTF-8", self.gzip_documents)
+        report.document_id = doc.document_id
+
+    def create_feed_document(self, content_type: str) -> Document:
+        with self.lock:
+            doc = Document(self._new_id("amzn1.tortuga.3."), content_type, None, False, upload=True)
+            self.documents[doc.document_id] = doc
+            return doc
+
+    def create_feed(
+        self, seller_id: str, feed_type: str, marketplace_ids: list[str], document_id: str
+    ) -> Feed:
+        """createFeed. Processed ``feed_delays[0]`` seconds later (IN_PROGRESS), DONE after
+        ``feed_delays[1]`` more; its price/quantity changes then go through ``submit_patch`` (so they
+        apply ``patch_delay_seconds`` after processing, and can still be rejected)."""
+        with self.lock:
+            now = self.clock.now()
+            feed = Feed(
+                feed_id=str(60_000 + len(self.feeds) + 1),
+                seller_id=seller_id,
+                feed_type=feed_type,
+                marketplace_ids=marketplace_ids,
+                input_document_id=document_id,
+                created=now,
+                started=now + timedelta(seconds=self.feed_delays[0]),
+                finished=now + timedelta(seconds=sum(self.feed_delays)),
+            )
+            self.feeds[feed.feed_id] = feed
+            self._schedule(f"feed:{feed.feed_id}", feed.started, lambda: self._process_feed(feed))
+            return feed
+
+    def _process_feed(self, feed: Feed) -> None:
+        doc = self.documents.get(feed.input_document_id)
+        report, fatal = process_listings_feed(self, feed, doc.content if doc else None)
+        feed.fatal = fatal
+        result = self.add_document(report, "application/json; charset=UTF-8")
+        feed.result_document_id = result.document_id
+
+    # ---------------------------------------------------------------- notifications
+
+    def subscribe(self, url: str) -> None:
+        """Deliver ANY_OFFER_CHANGED notifications to ``url`` (JSON POST from the server's thread)."""
+        with self.lock:
+            if url not in self.subscribers:
+                self.subscribers.append(url)
+            self.notifications_enabled = True
+
+    def _offer_changed(self, marketplace_id: str, asin: str) -> None:
+        ours = {
+            li.seller_id
+            for li in self._listings_by_asin.get((marketplace_id, asin), [])
+            if li.seller_id in self.sellers
+        }
+        for seller_id in sorted(ours):
+            seq = next(self._notification_seq)
+            payload = any_offer_changed(self, seller_id, marketplace_id, asin, seq)
+            self.pending_notifications.append(payload)
+            for url in self.subscribers:
+                self.outbox.put((url, payload))
 
     # ---------------------------------------------------------------- inspection
 

@@ -15,6 +15,19 @@ USAGE_PLANS: dict[str, tuple[Decimal, int]] = {
     "getListingOffers": (Decimal("1"), 2),
     "getItemOffersBatch": (Decimal("0.1"), 1),
     "getListingOffersBatch": (Decimal("0.5"), 1),
+    "getOrders": (Decimal("0.0167"), 20),
+    "getOrder": (Decimal("0.5"), 30),
+    "getOrderItems": (Decimal("0.5"), 30),
+    "listFinancialEvents": (Decimal("0.5"), 30),
+    "listFinancialEventsByOrderId": (Decimal("0.5"), 30),
+    "getInventorySummaries": (Decimal("2"), 2),
+    "createReport": (Decimal("0.0167"), 15),
+    "getReport": (Decimal("2"), 15),
+    "getReportDocument": (Decimal("0.0167"), 15),
+    "createFeedDocument": (Decimal("0.5"), 15),
+    "getFeedDocument": (Decimal("0.0222"), 10),
+    "createFeed": (Decimal("0.0083"), 15),
+    "getFeed": (Decimal("2"), 15),
 }
 
 MAX_BATCH_REQUESTS = 20

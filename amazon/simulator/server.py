@@ -8,6 +8,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import SimulatorApp
 from .market import Market
+from .notifications import NotificationDispatcher
 
 
 class SimulatorServer:
@@ -21,6 +22,7 @@ class SimulatorServer:
         self.port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.notifications = NotificationDispatcher(market)
 
     @property
     def base_url(self) -> str:
@@ -39,9 +41,12 @@ class SimulatorServer:
                 target=self._server.serve_forever, name="amazon-simulator", daemon=True
             )
             self._thread.start()
+            self.app.public_url = self.base_url
+            self.notifications.start()
         return self.base_url
 
     def stop(self) -> None:
+        self.notifications.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
