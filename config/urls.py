@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/", include("config.api_urls")),
     path("", include("accounts.urls")),
     path("", include("accounts.dashboard_urls")),
+    path("", include("amazon.urls")),
 ]

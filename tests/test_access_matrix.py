@@ -12,6 +12,7 @@ response to company A (and the other way round).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 from django.db.models import Model
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
@@ -27,6 +28,9 @@ from accounts.models import ApiKey, Invitation, Membership, User
 from accounts.roles import Role
 from accounts.services import api_key_create, invitation_create
 from accounts.tokens import token_issue
+from amazon.simulator.market import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SELLER_ID
+from amazon.simulator.testing import start_simulator
+from amazon.tests.factories import make_connection
 from tenants.audit import audit_record
 from tenants.context import tenant_context
 from tenants.models import JobRun, Tenant
@@ -80,6 +84,9 @@ def build_world() -> World:
         world.objects.setdefault("membership", {})[side] = Membership.objects.get(user=target, tenant=tenant)
         world.objects.setdefault("invitation", {})[side] = invitation
         world.objects.setdefault("api_key", {})[side] = key
+        world.objects.setdefault("connection", {})[side] = make_connection(
+            tenant, name=f"Store {canary}", refresh_token=f"Atzr|secret-{canary.lower()}"
+        )
     return world
 
 
@@ -116,6 +123,18 @@ def public(ok: int = 200, body: Body = None) -> Rule:
     return Rule(allowed=EVERY_ROLE, ok=ok, body=body, public=True)
 
 
+def own_app_body(world: World) -> dict[str, Any]:
+    """The simulator's demo seller and app: verified against the simulator (SIMULATED below)."""
+    return {
+        "name": "Main account",
+        "region": "NA",
+        "selling_partner_id": DEMO_SELLER_ID,
+        "lwa_client_id": DEMO_CLIENT_ID,
+        "lwa_client_secret": DEMO_CLIENT_SECRET,
+        "refresh_token": DEMO_REFRESH_TOKEN,
+    }
+
+
 MATRIX: dict[str, dict[str, Rule]] = {
     # Health and API schema
     "healthz": {"GET": public()},
@@ -148,6 +167,15 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "api:api-key-detail": {"DELETE": api(MANAGERS, ok=204, obj="api_key")},
     "api:audit-event-list": {"GET": api(MANAGERS)},
     "api:job-run-list": {"GET": api(EVERY_ROLE)},
+    "api:connection-list": {
+        "GET": api(EVERY_ROLE),
+        "POST": api(MANAGERS, ok=201, body=own_app_body),
+    },
+    "api:connection-consent-url": {"POST": api(MANAGERS, body=lambda w: {"region": "EU"})},
+    "api:connection-detail": {
+        "GET": api(EVERY_ROLE, obj="connection"),
+        "DELETE": api(MANAGERS, ok=204, obj="connection"),
+    },
     # Sign-in and account pages
     # Signed-in visitors are sent on to the dashboard.
     "accounts:login": {"GET": Rule(allowed=EVERY_ROLE, ok=302, anonymous=200, staff=302, outsider=302)},
@@ -193,7 +221,24 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "dashboard:api_key_revoke": {"POST": page(MANAGERS, ok=302, obj="api_key")},
     "dashboard:audit_log": {"GET": page(MANAGERS)},
     "dashboard:company": {"GET": page(OWNERS), "POST": page(OWNERS, ok=302, body=lambda w: {})},
+    # Amazon accounts
+    "amazon:connections": {"GET": page(EVERY_ROLE)},
+    "amazon:connect": {
+        "GET": page(MANAGERS),
+        "POST": page(MANAGERS, ok=302, body=own_app_body, staff=200),
+    },
+    "amazon:consent_start": {"POST": page(MANAGERS, ok=302, body=lambda w: {"region": "NA"})},
+    # Without a valid state from Seller Central the callback refuses (400) and stores nothing.
+    "amazon:consent_callback": {"GET": page(MANAGERS, ok=400)},
+    "amazon:connection_detail": {"GET": page(EVERY_ROLE, obj="connection")},
+    "amazon:connection_disconnect": {
+        "GET": page(MANAGERS, obj="connection"),
+        "POST": page(MANAGERS, ok=302, obj="connection"),
+    },
 }
+
+# Operations that call Amazon (to verify credentials): each runs against a fresh simulator.
+SIMULATED = {("api:connection-list", "POST"), ("amazon:connect", "POST")}
 
 # Routes whose URL carries a one-time secret; they have their own tests (accounts/tests/test_views.py)
 # and are checked here only for "a forged link shows nothing".
@@ -269,6 +314,17 @@ CASES = [
 @pytest.mark.django_db
 @pytest.mark.parametrize(("route", "method", "visitor", "side"), CASES)
 def test_access(route: str, method: str, visitor: str, side: str) -> None:
+    with contextlib.ExitStack() as stack:
+        if (route, method) in SIMULATED:
+            simulator = start_simulator()
+            stack.callback(simulator.server.stop)
+            stack.enter_context(
+                override_settings(LWA_TOKEN_URL=simulator.lwa_url, SP_API_ENDPOINT=simulator.base_url)
+            )
+        _check_access(route, method, visitor, side)
+
+
+def _check_access(route: str, method: str, visitor: str, side: str) -> None:
     world = build_world()
     rule = MATRIX[route][method]
     api_call = _is_api(route)

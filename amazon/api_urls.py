@@ -1,0 +1,11 @@
+"""/api/v1/ routes for Amazon seller connections (included by config/api_urls.py)."""
+
+from django.urls import path
+
+from amazon import api
+
+urlpatterns = [
+    path("connections", api.ConnectionCollectionView.as_view(), name="connection-list"),
+    path("connections/consent-url", api.ConsentUrlView.as_view(), name="connection-consent-url"),
+    path("connections/<uuid:public_id>", api.ConnectionDetailView.as_view(), name="connection-detail"),
+]

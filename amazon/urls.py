@@ -1,0 +1,20 @@
+"""Dashboard pages for Amazon seller connections (included by config/urls.py)."""
+
+from django.urls import path
+
+from amazon import views
+
+app_name = "amazon"
+
+urlpatterns = [
+    path("connections/", views.connection_list, name="connections"),
+    path("connections/connect/", views.connect, name="connect"),
+    path("connections/connect/seller-central/", views.consent_start, name="consent_start"),
+    path("connections/callback/", views.consent_callback_view, name="consent_callback"),
+    path("connections/<uuid:public_id>/", views.connection_detail, name="connection_detail"),
+    path(
+        "connections/<uuid:public_id>/disconnect/",
+        views.connection_disconnect_view,
+        name="connection_disconnect",
+    ),
+]
