@@ -31,6 +31,11 @@ pytestmark = pytest.mark.skipif(
 PRICING = "product-pricing-api-model/productPricingV0.json"
 LISTINGS = "listings-items-api-model/listingsItems_2021-08-01.json"
 SELLERS = "sellers-api-model/sellers.json"
+ORDERS = "orders-api-model/ordersV0.json"
+FINANCES = "finances-api-model/financesV0.json"
+INVENTORY = "fba-inventory-api-model/fbaInventory.json"
+REPORTS = "reports-api-model/reports_2021-06-30.json"
+FEEDS = "feeds-api-model/feeds_2021-06-30.json"
 
 # operation id -> (model file, path template, method): everything the simulator answers besides LWA
 OPERATIONS: dict[str, tuple[str, str, str]] = {
@@ -42,7 +47,29 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     "getListingOffers": (PRICING, "/products/pricing/v0/listings/{SellerSKU}/offers", "get"),
     "getItemOffersBatch": (PRICING, "/batches/products/pricing/v0/itemOffers", "post"),
     "getListingOffersBatch": (PRICING, "/batches/products/pricing/v0/listingOffers", "post"),
+    "getOrders": (ORDERS, "/orders/v0/orders", "get"),
+    "getOrder": (ORDERS, "/orders/v0/orders/{orderId}", "get"),
+    "getOrderItems": (ORDERS, "/orders/v0/orders/{orderId}/orderItems", "get"),
+    "listFinancialEvents": (FINANCES, "/finances/v0/financialEvents", "get"),
+    "listFinancialEventsByOrderId": (FINANCES, "/finances/v0/orders/{orderId}/financialEvents", "get"),
+    "getInventorySummaries": (INVENTORY, "/fba/inventory/v1/summaries", "get"),
+    "createReport": (REPORTS, "/reports/2021-06-30/reports", "post"),
+    "getReport": (REPORTS, "/reports/2021-06-30/reports/{reportId}", "get"),
+    "getReportDocument": (REPORTS, "/reports/2021-06-30/documents/{reportDocumentId}", "get"),
+    "createFeedDocument": (FEEDS, "/feeds/2021-06-30/documents", "post"),
+    "getFeedDocument": (FEEDS, "/feeds/2021-06-30/documents/{feedDocumentId}", "get"),
+    "createFeed": (FEEDS, "/feeds/2021-06-30/feeds", "post"),
+    "getFeed": (FEEDS, "/feeds/2021-06-30/feeds/{feedId}", "get"),
 }
+SUCCESS = {"createReport": 202, "createFeed": 202, "createFeedDocument": 201}
+BODY_OPERATIONS = (
+    "patchListingsItem",
+    "getItemOffersBatch",
+    "getListingOffersBatch",
+    "createReport",
+    "createFeedDocument",
+    "createFeed",
+)
 
 
 @cache
@@ -123,12 +150,12 @@ def test_every_simulator_route_is_covered_here():
 @pytest.mark.parametrize("op_id", list(OPERATIONS))
 def test_sandbox_examples_validate_against_their_schemas(op_id):
     examples = sandbox_examples(op_id)
-    if op_id != "getListingOffers":  # the only one of ours whose model carries no 200 example
-        assert any(status == 200 for status, _ in examples)
+    if op_id not in ("getListingOffers", "getInventorySummaries"):  # their models carry no 2xx example
+        assert any(status == SUCCESS.get(op_id, 200) for status, _ in examples)
     for status, example in examples:
         assert_valid(op_id, status, example["response"])
         body = example["request"]["parameters"].get("body", {}).get("value")
-        if body is not None:
+        if body is not None and status < 300:  # error examples send deliberately bad bodies
             assert not list(body_validator(op_id).iter_errors(body))
 
 
@@ -182,7 +209,7 @@ class Session:
         assert response.status_code == expect, response.text
         body = response.json()
         assert_valid(op_id, expect, body)
-        if expect == 200:
+        if expect < 300:
             assert response.headers["x-amzn-RateLimit-Limit"]
         assert response.headers["x-amzn-RequestId"]
         return body
@@ -379,10 +406,10 @@ def test_simulator_responses_validate_against_the_models(simulator):
 
     # ... and the requests that were answered 200 were well-formed by the models' own definitions
     answered = [r for r in simulator.app.log if r.status == 200 and r.operation in OPERATIONS]
-    assert {r.operation for r in answered} == set(OPERATIONS)
+    assert {r.operation for r in answered} == set(list(OPERATIONS)[:8])  # the rest: see below
     for r in answered:
         assert check_query(r.operation, r.query) == [], (r.operation, r.query)
-        if r.operation in ("patchListingsItem", "getItemOffersBatch", "getListingOffersBatch"):
+        if r.operation in BODY_OPERATIONS:
             assert not list(
                 body_validator(r.operation).iter_errors(json.loads(json.dumps(r.body, default=float)))
             )
@@ -613,3 +640,266 @@ def test_sandbox_requests_replayed_against_the_simulator_come_back_in_the_same_s
             "issues.[].enforcements.exemption",
             "issues.[].enforcements.exemption.status",
         }
+
+
+# ------------------------------------------------------------------ orders, money, inventory, documents
+
+
+def test_orders_finances_inventory_reports_and_feeds_validate_against_the_models(simulator):
+    market, seller = simulator.market, simulator.seller_id
+    market.generate_orders(1500, days=60)
+    market.clock.advance(6 * 3600)  # live buyers add orders; statuses move on
+    s = Session(simulator)
+    since = (market.clock.now() - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    page = s.call(
+        "getOrders", "GET", "/orders/v0/orders", params={"MarketplaceIds": US, "CreatedAfter": since}
+    )
+    assert len(page["payload"]["Orders"]) == 100 and page["payload"]["NextToken"]
+    s.call(
+        "getOrders",
+        "GET",
+        "/orders/v0/orders",
+        params={"MarketplaceIds": US, "NextToken": page["payload"]["NextToken"]},
+    )
+    s.call(
+        "getOrders",
+        "GET",
+        "/orders/v0/orders",
+        params={
+            "MarketplaceIds": US,
+            "LastUpdatedAfter": since,
+            "OrderStatuses": "Pending,Unshipped,Canceled",
+            "FulfillmentChannels": "AFN,MFN",
+            "MaxResultsPerPage": 50,
+        },
+    )
+    s.call("getOrders", "GET", "/orders/v0/orders", expect=400, params={"MarketplaceIds": US})
+    s.call(
+        "getOrders",
+        "GET",
+        "/orders/v0/orders",
+        expect=400,
+        params={"MarketplaceIds": US, "CreatedAfter": market.clock.now().isoformat()},
+    )
+    statuses = {}
+    for order in market.seller_orders(seller):
+        statuses.setdefault(order.status_at(market.clock.now()), order)
+    assert {"Pending", "Unshipped", "Shipped", "Canceled"} <= set(statuses)
+    for order in statuses.values():
+        s.call("getOrder", "GET", f"/orders/v0/orders/{order.order_id}")
+        items = s.call("getOrderItems", "GET", f"/orders/v0/orders/{order.order_id}/orderItems")
+        assert items["payload"]["OrderItems"]
+        s.call(
+            "listFinancialEventsByOrderId",
+            "GET",
+            f"/finances/v0/orders/{order.order_id}/financialEvents",
+        )
+    s.call("getOrder", "GET", "/orders/v0/orders/999-0000000-0000000", expect=404)
+
+    events = s.call(
+        "listFinancialEvents",
+        "GET",
+        "/finances/v0/financialEvents",
+        params={"PostedAfter": (market.clock.now() - timedelta(days=60)).isoformat()},
+    )
+    lists = events["payload"]["FinancialEvents"]
+    assert lists["ShipmentEventList"] and events["payload"]["NextToken"]
+    pages = 1
+    while "NextToken" in events["payload"]:
+        events = s.call(
+            "listFinancialEvents",
+            "GET",
+            "/finances/v0/financialEvents",
+            params={"NextToken": events["payload"]["NextToken"]},
+        )
+        for name, found in events["payload"]["FinancialEvents"].items():
+            lists[name] += found
+        pages += 1
+    assert pages > 3 and lists["RefundEventList"] and lists["AdjustmentEventList"]
+
+    inventory = {"granularityType": "Marketplace", "granularityId": US, "marketplaceIds": US}
+    summaries = s.call(
+        "getInventorySummaries", "GET", "/fba/inventory/v1/summaries", params={**inventory, "details": "true"}
+    )
+    skus = [x["sellerSku"] for x in summaries["payload"]["inventorySummaries"]]
+    assert skus and all("inventoryDetails" in x for x in summaries["payload"]["inventorySummaries"])
+    s.call(
+        "getInventorySummaries",
+        "GET",
+        "/fba/inventory/v1/summaries",
+        params={**inventory, "sellerSkus": ",".join(skus[:3])},
+    )
+    s.call(
+        "getInventorySummaries",
+        "GET",
+        "/fba/inventory/v1/summaries",
+        expect=400,
+        params={**inventory, "sellerSkus": ",".join(f"S{i}" for i in range(51))},
+    )
+
+    created = s.call(
+        "createReport",
+        "POST",
+        "/reports/2021-06-30/reports",
+        expect=202,
+        json={"reportType": "GET_MERCHANT_LISTINGS_ALL_DATA", "marketplaceIds": [US]},
+    )
+    report_path = f"/reports/2021-06-30/reports/{created['reportId']}"
+    assert s.call("getReport", "GET", report_path)["processingStatus"] == "IN_QUEUE"
+    market.clock.advance(40)
+    assert s.call("getReport", "GET", report_path)["processingStatus"] == "IN_PROGRESS"
+    market.clock.advance(60)
+    done = s.call("getReport", "GET", report_path)
+    assert done["processingStatus"] == "DONE"
+    document = s.call("getReportDocument", "GET", f"/reports/2021-06-30/documents/{done['reportDocumentId']}")
+    assert httpx.get(document["url"]).text.startswith("item-name\t")
+    s.call(
+        "createReport",
+        "POST",
+        "/reports/2021-06-30/reports",
+        expect=400,
+        json={"reportType": "X", "marketplaceIds": [US]},
+    )
+    s.call("getReport", "GET", "/reports/2021-06-30/reports/1", expect=404)
+
+    upload = s.call(
+        "createFeedDocument",
+        "POST",
+        "/feeds/2021-06-30/documents",
+        expect=201,
+        json={"contentType": "application/json; charset=UTF-8"},
+    )
+    li = next(x for x in market.seller_listings(seller, US) if not x.is_fba)
+    feed_doc = {
+        "header": {"sellerId": seller, "version": "2.0", "issueLocale": "en_US"},
+        "messages": [
+            {
+                "messageId": 1,
+                "sku": li.sku,
+                "operationType": "PATCH",
+                "productType": li.product_type,
+                "patches": [
+                    {
+                        "op": "replace",
+                        "path": "/attributes/fulfillment_availability",
+                        "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 7}],
+                    }
+                ],
+            }
+        ],
+    }
+    assert httpx.put(upload["url"], content=json.dumps(feed_doc)).status_code == 200
+    feed = s.call(
+        "createFeed",
+        "POST",
+        "/feeds/2021-06-30/feeds",
+        expect=202,
+        json={
+            "feedType": "JSON_LISTINGS_FEED",
+            "marketplaceIds": [US],
+            "inputFeedDocumentId": upload["feedDocumentId"],
+        },
+    )
+    feed_path = f"/feeds/2021-06-30/feeds/{feed['feedId']}"
+    assert s.call("getFeed", "GET", feed_path)["processingStatus"] == "IN_QUEUE"
+    market.clock.advance(150)
+    finished = s.call("getFeed", "GET", feed_path)
+    assert finished["processingStatus"] == "DONE"
+    result = s.call(
+        "getFeedDocument", "GET", f"/feeds/2021-06-30/documents/{finished['resultFeedDocumentId']}"
+    )
+    processing = httpx.get(result["url"]).json()
+    assert processing["summary"]["messagesAccepted"] == 1
+    s.call(
+        "createFeed",
+        "POST",
+        "/feeds/2021-06-30/feeds",
+        expect=400,
+        json={"feedType": "JSON_LISTINGS_FEED", "marketplaceIds": [US], "inputFeedDocumentId": "nope"},
+    )
+
+    market.fail_next("getOrders", 1, 429)
+    s.call(
+        "getOrders",
+        "GET",
+        "/orders/v0/orders",
+        expect=429,
+        params={"MarketplaceIds": US, "CreatedAfter": since},
+    )
+    market.fail_next("createFeed", 1, 503)
+    s.call("createFeed", "POST", "/feeds/2021-06-30/feeds", expect=503, json={})
+
+    new_operations = list(OPERATIONS)[8:]
+    answered = [r for r in simulator.app.log if r.status < 300 and r.operation in new_operations]
+    assert {r.operation for r in answered} == set(new_operations)
+    for r in answered:
+        assert check_query(r.operation, r.query) == [], (r.operation, r.query)
+        if r.operation in BODY_OPERATIONS:
+            assert not list(body_validator(r.operation).iter_errors(r.body)), r.body
+
+
+def test_sandbox_examples_of_the_new_operations_replayed_come_back_in_the_same_shape(simulator):
+    market = simulator.market
+    market.generate_orders(50, days=5)
+    market.clock.advance(3000)
+    s = Session(simulator)
+    since = (market.clock.now() - timedelta(days=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    example = next(ex for st, ex in sandbox_examples("getOrders") if st == 200)
+    ours = s.call(
+        "getOrders", "GET", "/orders/v0/orders", params={"MarketplaceIds": US, "CreatedAfter": since}
+    )
+    gap = _shape_gap("getOrders", example["response"], ours)
+    # ship-from address and supply source are per-warehouse data we do not model; EasyShip is India only
+    assert not {
+        g
+        for g in gap
+        if not g.startswith(
+            (
+                "payload.Orders.[].DefaultShipFromLocationAddress",
+                "payload.Orders.[].FulfillmentInstruction",
+                "payload.Orders.[].AutomatedShippingSettings",
+                "payload.Orders.[].EasyShipShipmentStatus",
+            )
+        )
+    }, gap
+
+    order = next(
+        o for o in market.seller_orders(simulator.seller_id) if o.status_at(market.clock.now()) == "Shipped"
+    )
+    example = next(ex for st, ex in sandbox_examples("getOrderItems") if st == 200)
+    ours = s.call("getOrderItems", "GET", f"/orders/v0/orders/{order.order_id}/orderItems")
+    gap = _shape_gap("getOrderItems", example["response"], ours)
+    assert not {
+        g
+        for g in gap
+        if not g.startswith(
+            (
+                "payload.OrderItems.[].IossNumber",  # EU import one-stop-shop
+                "payload.OrderItems.[].DeemedResellerCategory",
+                "payload.OrderItems.[].StoreChainStoreId",  # in-store pickup
+                "payload.OrderItems.[].BuyerRequestedCancel",
+            )
+        )
+    }, gap
+
+    for op_id, path, body in [
+        ("createReport", "/reports/2021-06-30/reports", None),
+        ("createFeedDocument", "/feeds/2021-06-30/documents", None),
+    ]:
+        example = next(ex for st, ex in sandbox_examples(op_id) if st == SUCCESS[op_id])
+        body = example["request"]["parameters"]["body"]["value"]
+        ours = s.call(op_id, "POST", path, expect=SUCCESS[op_id], json=body)
+        assert set(ours) == set(example["response"])
+    example = next(ex for st, ex in sandbox_examples("getReport") if st == 200)
+    market.clock.advance(120)
+    ours = s.call("getReport", "GET", f"/reports/2021-06-30/reports/{ours_report_id(market)}")
+    assert not (key_paths(example["response"]) - key_paths(ours) - {"reportScheduleId"})
+    example = next(ex for st, ex in sandbox_examples("getReportDocument") if st == 200)
+    ours = s.call("getReportDocument", "GET", f"/reports/2021-06-30/documents/{ours['reportDocumentId']}")
+    assert set(example["response"]) <= set(ours)
+
+
+def ours_report_id(market) -> str:
+    return next(iter(market.reports))
