@@ -347,3 +347,24 @@ def test_disconnect_deletes_the_secrets_at_once_and_sets_purge_after(sim: Any, o
     assert columns == ["", "", "", ""]
     assert status == "disconnected"
     assert (purge_after - disconnected_at).days == settings.AMAZON_DATA_RETENTION_DAYS
+
+
+def test_demo_seed_connects_the_demo_company_once(sim: Any, db: None) -> None:
+    from accounts.management.commands.seed_demo import DEMO_TENANTS, seed_demo, seed_demo_connection
+
+    seed_demo()
+    with override_settings(SIMULATOR_URL=sim.base_url):
+        assert "made" in seed_demo_connection()
+        assert "already there" in seed_demo_connection()
+    tenant = Tenant.objects.get(slug=DEMO_TENANTS[0][1])
+    (connection,) = _connections(tenant)
+    assert connection.status == "active" and connection.auth_kind == "own_app"
+    assert connection.selling_partner_id == sim.seller_id
+
+
+def test_demo_seed_says_so_when_the_simulator_is_down(db: None) -> None:
+    from accounts.management.commands.seed_demo import seed_demo, seed_demo_connection
+
+    seed_demo()
+    with override_settings(SIMULATOR_URL="http://127.0.0.1:9"):
+        assert "not reachable" in seed_demo_connection()

@@ -3,6 +3,10 @@
 Creates (or brings back) the owner `demo@sellerpilot.local` with the fixed password printed below, the
 company "Demo Seller Co" (slug `demo`) and a second company "Demo Outlet Ltd" (slug `demo-outlet`) so
 the company switcher has something to switch to. Refuses to run in production unless told to.
+
+Demo mode: "Demo Seller Co" is connected to the Amazon simulator's demo seller (own-app credentials of the
+simulator's demo app), through the same service a seller uses, so the connection is verified with a real
+call. When the simulator is not reachable it says so and carries on (the rest of the demo still works).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Command(BaseCommand):
         created = seed_demo()
         verb = "created" if created else "already there"
         self.stdout.write(f"Demo data {verb}: {', '.join(slug for _, slug in DEMO_TENANTS)}")
+        self.stdout.write(seed_demo_connection())
         self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
@@ -65,3 +70,55 @@ def seed_demo() -> bool:
             Membership.objects.create(tenant=tenant, user=user, role=Role.OWNER)
             created = True
     return created
+
+
+def seed_demo_connection() -> str:
+    """Connect the demo company to the simulator's demo seller unless an active connection exists.
+    Returns what happened, for the console."""
+    import httpx
+
+    from amazon.models import Region, SellerConnection
+    from amazon.services import AmazonConnectionError, seller_connection_create_own_app
+    from amazon.simulator.market import (
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        DEMO_REFRESH_TOKEN,
+        DEMO_SELLER_ID,
+    )
+    from tenants.context import tenant_context
+
+    simulator = settings.SIMULATOR_URL
+    if not simulator:
+        return "Demo Amazon connection skipped: no simulator configured (SIMULATOR_URL)."
+    tenant = Tenant.objects.get(slug=DEMO_TENANTS[0][1])
+    user = User.objects.get(email=DEMO_EMAIL)
+    with tenant_context(tenant):
+        live = SellerConnection.objects.filter(
+            region=Region.NA, selling_partner_id=DEMO_SELLER_ID, status=SellerConnection.Status.ACTIVE
+        ).exists()
+    if live:
+        return "Demo Amazon connection already there."
+    try:
+        httpx.get(f"{simulator}/_simulator/state", timeout=2).raise_for_status()
+    except httpx.HTTPError:
+        return (
+            f"Demo Amazon connection skipped: the simulator at {simulator} is not reachable. Start it "
+            "with `python -m amazon.simulator` (make run does) and run `manage.py seed_demo` again."
+        )
+    try:
+        with tenant_context(tenant):
+            connection = seller_connection_create_own_app(
+                tenant=tenant,
+                actor=user,
+                actor_role=Role.OWNER,
+                region=Region.NA,
+                selling_partner_id=DEMO_SELLER_ID,
+                lwa_client_id=DEMO_CLIENT_ID,
+                lwa_client_secret=DEMO_CLIENT_SECRET,
+                refresh_token=DEMO_REFRESH_TOKEN,
+                name="Demo Outfitters (simulator)",
+            )
+    except AmazonConnectionError as error:
+        return f"Demo Amazon connection not made: {error.message}"
+    markets = ", ".join(m["country_code"] for m in connection.marketplaces)
+    return f"Demo Amazon connection made to the simulator's seller {DEMO_SELLER_ID} ({markets})."

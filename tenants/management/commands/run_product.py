@@ -1,11 +1,15 @@
 """`manage.py run_product`: the whole product on one machine (what `make run` starts).
 
-1. migrates (as the owner role) and seeds the demo companies (`seed_demo`, idempotent);
-2. collects static files when the collected copy is missing or older than a source file;
-3. starts gunicorn (web, 127.0.0.1:$PORT, default 8000), one Celery worker (every queue) and exactly
+1. outside production, starts the Amazon simulator (`python -m amazon.simulator`, 127.0.0.1:$SIMULATOR_PORT,
+   default 8100, seed 7, 1 real second = 1 simulated minute; settings point LWA and SP-API at it) and
+   waits until it answers (`--no-simulator`, or SIMULATOR_URL set to one running elsewhere, skip this);
+2. migrates (as the owner role) and seeds the demo companies (`seed_demo`, idempotent), with the demo
+   company connected to the simulator's demo seller;
+3. collects static files when the collected copy is missing or older than a source file;
+4. starts gunicorn (web, 127.0.0.1:$PORT, default 8000), one Celery worker (every queue) and exactly
    one Celery beat (schedule and pid file under var/);
-4. supervises them: if one dies, it stops the others and exits non-zero;
-5. on Ctrl-C / SIGTERM / SIGHUP it stops beat first, then web and worker (gracefully, SIGKILL after
+5. supervises them: if one dies, it stops the others and exits non-zero;
+6. on Ctrl-C / SIGTERM / SIGHUP it stops beat first, then web, worker and simulator (gracefully, SIGKILL after
    RUN_PRODUCT_STOP_TIMEOUT seconds, default 30), waits for every process and exits 0. A second signal
    later than a moment after the first kills what is left at once.
 
@@ -101,6 +105,12 @@ class Command(BaseCommand):
             "--worker-concurrency", type=int, default=int(os.environ.get("CELERY_CONCURRENCY", "2"))
         )
         parser.add_argument("--no-seed", action="store_true", help="Do not create the demo companies.")
+        parser.add_argument(
+            "--no-simulator", action="store_true", help="Do not start the Amazon simulator (demo mode)."
+        )
+        parser.add_argument(
+            "--simulator-speed", type=float, default=60.0, help="simulated seconds per second"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         var_dir = Path(settings.VAR_DIR)
@@ -167,9 +177,43 @@ class Command(BaseCommand):
         ]  # fmt: skip
         return [Child("web", web), Child("worker", worker), Child("beat", beat)]
 
+    def _simulator(self, options: dict[str, Any]) -> Child | None:
+        """The Amazon simulator for demo mode, or None (production, --no-simulator, or SIMULATOR_URL
+        pointing at one that runs elsewhere)."""
+        if settings.PRODUCTION or options["no_simulator"] or "SIMULATOR_URL" in os.environ:
+            return None
+        port = settings.SIMULATOR_PORT
+        self._check_port_free("127.0.0.1", port, variable="SIMULATOR_PORT")
+        argv = [
+            sys.executable, "-m", "amazon.simulator", "--host=127.0.0.1", f"--port={port}", "--seed=7",
+            f"--speed={options['simulator_speed']}",
+        ]  # fmt: skip
+        return Child("simulator", argv)
+
+    def _wait_for_simulator(self, simulator: Child) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and simulator.running:
+            try:
+                with urllib.request.urlopen(f"{settings.SIMULATOR_URL}/_simulator/state", timeout=1):  # noqa: S310
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self._say("the Amazon simulator did not start; demo mode has no Amazon data", error=True)
+
     def _run(self, var_dir: Path, options: dict[str, Any]) -> int:
         self._check_port_free(options["host"], options["port"])
-        self._prepare(options)
+        simulator = self._simulator(options)
+        if simulator is not None:
+            # First: the demo seed verifies its Amazon connection with a real call to it.
+            self._say(f"starting the Amazon simulator on {settings.SIMULATOR_URL}")
+            simulator.start()
+            self._wait_for_simulator(simulator)
+        try:
+            self._prepare(options)
+        except BaseException:
+            if simulator is not None:
+                self._stop([simulator], {})
+            raise
 
         stop_requested: dict[str, float] = {}
 
@@ -183,11 +227,14 @@ class Command(BaseCommand):
             signal.signal(signum, on_signal)
 
         children = self._children(var_dir, options)
+        if simulator is not None:
+            children.append(simulator)
         try:
             for child in children:
                 if "at" in stop_requested:
                     break
-                child.start()
+                if child.process is None:
+                    child.start()
             url = f"http://{options['host']}:{options['port']}/"
             self._announce(url, options, children, stop_requested)
             failed = self._supervise(children, stop_requested)
@@ -226,18 +273,18 @@ class Command(BaseCommand):
                 child.signal(signal.SIGKILL)
                 child.wait(time.monotonic() + 5)
             child.reap_group()
-        self._say("stopped web, worker and beat")
+        self._say(f"stopped {', '.join(child.name for child in children)}")
 
     # --- output -----------------------------------------------------------------------------------------
 
-    def _check_port_free(self, host: str, port: int) -> None:
+    def _check_port_free(self, host: str, port: int, variable: str = "PORT") -> None:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as error:
                 raise CommandError(
-                    f"Port {port} on {host} is taken ({error.strerror}). Set PORT=<another port>."
+                    f"Port {port} on {host} is taken ({error.strerror}). Set {variable}=<another port>."
                 ) from None
 
     def _announce(
@@ -263,6 +310,8 @@ class Command(BaseCommand):
         ]
         if not options["no_seed"]:
             lines.append(f"  Demo login:   {DEMO_EMAIL}  /  {DEMO_PASSWORD}")
+        if any(child.name == "simulator" for child in children):
+            lines.append(f"  Amazon:       simulator at {settings.SIMULATOR_URL} (demo mode)")
         lines += ["  Press Ctrl-C to stop everything.", "=" * 64, ""]
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
