@@ -395,6 +395,7 @@ class Market:
         self._orders_by_seller: dict[str, list[Order]] = {}
         self._orders_rng = random.Random(f"{seed}-orders")  # noqa: S311 - a simulation
         self._item_seq = itertools.count(1)
+        self._bulk_seq = itertools.count(5_000_000)  # bulk order ids apart from the live buyers' ones
         self._finance_index: list[tuple[datetime, str, str]] | None = None  # (posted, order id, list)
 
         # reports and feeds (documents.py)
@@ -1022,7 +1023,8 @@ class Market:
         uniformly over the ``days`` before ``until`` (default: now), popular ASINs more often, each with
         its own timeline (so the recent ones are still Pending / Unshipped, ~3 % Canceled, ~5 % refunded,
         some FBA refunds reimbursed). Deterministic under the market seed (and ``seed``, if given: use
-        it to make several batches differ). Stock is not touched. 100,000 orders take ~2 s."""
+        it to make several batches differ). Stock is not touched, nor the market's own random stream.
+        100,000 orders take about a second (at most 5,000,000 in all)."""
         with self.lock:
             seller_id = seller_id or next(iter(self.sellers))
             listings = [li for li in self.seller_listings(seller_id, marketplace_id) if li.active]
@@ -1085,7 +1087,7 @@ class Market:
                     )
                 unshipped, shipped, canceled, refunded, reimbursed = timeline(rng, purchased, afn)
                 order = Order(
-                    order_id_for(next(self._order_seq)),
+                    order_id_for(next(self._bulk_seq)),
                     seller_id,
                     marketplace_id,
                     mp.currency,

@@ -682,7 +682,7 @@ def test_orders_finances_inventory_reports_and_feeds_validate_against_the_models
         expect=400,
         params={"MarketplaceIds": US, "CreatedAfter": market.clock.now().isoformat()},
     )
-    statuses = {}
+    statuses: dict[str, Any] = {}
     for order in market.seller_orders(seller):
         statuses.setdefault(order.status_at(market.clock.now()), order)
     assert {"Pending", "Unshipped", "Shipped", "Canceled"} <= set(statuses)
