@@ -397,10 +397,10 @@ def _sync_marketplace_listings(
 def _offer_snapshot(
     listing_row: dict[str, Any], result: dict[str, Any], seller_id: str, now: Any
 ) -> OfferSnapshot:
-    payload = result.get("payload") if isinstance(result.get("payload"), dict) else {}
-    assert isinstance(payload, dict)
-    summary = payload.get("Summary") if isinstance(payload.get("Summary"), dict) else {}
-    assert isinstance(summary, dict)
+    raw_payload = result.get("payload")
+    payload: dict[str, Any] = raw_payload if isinstance(raw_payload, dict) else {}
+    raw_summary = payload.get("Summary")
+    summary: dict[str, Any] = raw_summary if isinstance(raw_summary, dict) else {}
     offers = [o for o in payload.get("Offers") or [] if isinstance(o, dict)]
     condition = str(listing_row["item_condition"]).lower()
 
@@ -500,13 +500,15 @@ def sync_offers(
                 failed = 0
                 for answer in payload.get("responses") or []:
                     request = answer.get("request") or {}
-                    row = by_sku.get(unquote(str(request.get("SellerSKU", ""))))
+                    answered = by_sku.get(unquote(str(request.get("SellerSKU", ""))))
                     status = int((answer.get("status") or {}).get("statusCode") or 0)
-                    if row is None or status != 200:
+                    if answered is None or status != 200:
                         failed += 1
                         continue
                     snapshots.append(
-                        _offer_snapshot(row, answer.get("body") or {}, connection.selling_partner_id, now)
+                        _offer_snapshot(
+                            answered, answer.get("body") or {}, connection.selling_partner_id, now
+                        )
                     )
                 failed += max(0, len(batch) - len(snapshots) - failed)
                 with tenant_context(require_tenant()):

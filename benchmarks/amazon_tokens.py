@@ -161,7 +161,7 @@ def bench_sync(tenant: Any, sim: Any, accounts: int, skus: int) -> None:
         print(f"\n  listings sync: {accounts} accounts x {skus:,} SKUs = {total:,} listings, 20 per page")
         print("  (simulator throttling off; our limiter opened for searchListingsItems)")
         ratelimit.OPERATION_LIMITS["searchListingsItems"] = (1000.0, 1000)
-        ratelimit.observe_rate_limit = lambda *args, **kwargs: None  # type: ignore[assignment]
+        ratelimit.observe_rate_limit = lambda *args, **kwargs: None
         for label in ("first pass (all created)", "second pass (all unchanged)"):
             started = time.perf_counter()
             counts: dict[str, int] = {}
@@ -175,7 +175,7 @@ def bench_sync(tenant: Any, sim: Any, accounts: int, skus: int) -> None:
                 f"{synced / seconds:8.0f} listings/s  {counts}"
             )
         ratelimit.OPERATION_LIMITS["searchListingsItems"] = published
-        ratelimit.observe_rate_limit = observe  # type: ignore[assignment]
+        ratelimit.observe_rate_limit = observe
         started = time.perf_counter()
         sync.sync_listings(connection=connections[0], triggered_by="bench")
         seconds = time.perf_counter() - started
@@ -188,7 +188,7 @@ def bench_sync(tenant: Any, sim: Any, accounts: int, skus: int) -> None:
         print(f"  stored listings: {stored:,} (expected {total:,})")
     finally:
         ratelimit.OPERATION_LIMITS["searchListingsItems"] = published
-        ratelimit.observe_rate_limit = observe  # type: ignore[assignment]
+        ratelimit.observe_rate_limit = observe
         context._current.reset(token)
 
 
