@@ -1,5 +1,6 @@
-"""A local fake of Amazon's Selling Partner API (LWA, Sellers, Listings Items, Product Pricing v0)
-backed by a deterministic marketplace model. Pure Python + werkzeug: no Django. See README.md."""
+"""A local fake of Amazon's Selling Partner API (LWA, Sellers, Listings Items, Product Pricing v0,
+Orders v0, Finances v0, FBA Inventory, Reports, Feeds, ANY_OFFER_CHANGED notifications) backed by a
+deterministic marketplace model. Pure Python + werkzeug: no Django. See README.md."""
 
 from .app import SimulatorApp
 from .market import (
@@ -14,6 +15,7 @@ from .market import (
     Offer,
     Product,
 )
+from .orders import Order, OrderItem
 from .server import SimulatorServer
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "Listing",
     "Market",
     "Offer",
+    "Order",
+    "OrderItem",
     "Product",
     "SimulatorApp",
     "SimulatorServer",
