@@ -57,7 +57,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SellerConnection
-        fields = (
+        fields: tuple[str, ...] = (
             "public_id",
             "name",
             "region",
@@ -71,7 +71,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
             "disconnected_at",
             "purge_after",
         )
-        read_only_fields = fields
+        read_only_fields: tuple[str, ...] = fields
 
 
 class ConnectionDetailSerializer(ConnectionSerializer):
