@@ -60,6 +60,7 @@ OPERATION_LIMITS: dict[str, tuple[float, int]] = {
     "createFeed": (0.0083, 15),
     "createFeedDocument": (0.5, 15),
     "getFeed": (2, 15),
+    "getFeedDocument": (0.0222, 10),
     "getFeeds": (0.0222, 10),
     # Notifications v1: every operation 1/5
     "getSubscription": (1, 5),
