@@ -416,6 +416,19 @@ SP_API_RETRY_BASE_DELAY_SECONDS = float(env("SP_API_RETRY_BASE_DELAY_SECONDS", "
 # Disconnected sellers' Amazon data is purged this many days after disconnection (privacy policy).
 AMAZON_DATA_RETENTION_DAYS = env_int("AMAZON_DATA_RETENTION_DAYS", 30)
 
+# Notifications intake (POST /amazon/notifications, docs/amazon.md "Notifications"): each request is signed
+# with HMAC-SHA256 over "<timestamp>.<body>" with this shared secret (comma-separated: newest first; every
+# one verifies, so a secret is rotated without downtime). `python -m config.services` exports a development
+# secret (var/notifications_secret); tests get a fixed test-only one; empty means the intake refuses
+# everything (503) until it is set. Requests older (or newer) than the tolerance are refused as replays.
+_TEST_ONLY_NOTIFICATIONS_SECRET = "test-only-notifications-secret-never-use-in-prod"  # noqa: S105
+AMAZON_NOTIFICATIONS_SECRET = env(
+    "AMAZON_NOTIFICATIONS_SECRET", _TEST_ONLY_NOTIFICATIONS_SECRET if TESTING and not PRODUCTION else ""
+)
+AMAZON_NOTIFICATIONS_MAX_AGE_SECONDS = env_int("AMAZON_NOTIFICATIONS_MAX_AGE_SECONDS", 300)
+# The largest notification body accepted (bytes); Amazon's are a few kilobytes (at most 20 offers).
+AMAZON_NOTIFICATIONS_MAX_BYTES = env_int("AMAZON_NOTIFICATIONS_MAX_BYTES", 256 * 1024)
+
 # --- Logging --------------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
@@ -429,5 +442,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # one line per Amazon call is noise; our client logs what matters
     },
 }
