@@ -284,3 +284,149 @@ class SyncCursor(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} cursor"
+
+
+# --- orders and the money they move (amazon/sync_orders.py writes them) ----------------------------------
+
+
+class Order(TenantOwned):
+    """One Amazon order of a connected seller account, as getOrders last reported it.
+
+    Natural key: (tenant, connection, amazon_order_id). Written only by `amazon.sync_orders`."""
+
+    class Status(models.TextChoices):
+        PENDING = "Pending", "Pending"
+        UNSHIPPED = "Unshipped", "Unshipped"
+        PARTIALLY_SHIPPED = "PartiallyShipped", "Partially shipped"
+        SHIPPED = "Shipped", "Shipped"
+        CANCELED = "Canceled", "Canceled"
+        UNFULFILLABLE = "Unfulfillable", "Unfulfillable"
+        INVOICE_UNCONFIRMED = "InvoiceUnconfirmed", "Invoice unconfirmed"
+        PENDING_AVAILABILITY = "PendingAvailability", "Pending availability"
+
+    connection = models.ForeignKey(SellerConnection, on_delete=models.CASCADE, related_name="orders")
+    marketplace_id = models.CharField(max_length=20)
+    amazon_order_id = models.CharField(max_length=50)
+    status = models.CharField(max_length=30, choices=Status.choices)
+    purchase_date = models.DateTimeField()
+    last_update_date = models.DateTimeField()
+    #: AFN (fulfilled by Amazon) or MFN (merchant).
+    fulfillment_channel = models.CharField(max_length=3, blank=True)
+    #: None while the order is Pending: Amazon gives no total before payment is authorised.
+    order_total = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    number_of_items_shipped = models.PositiveIntegerField(default=0)
+    number_of_items_unshipped = models.PositiveIntegerField(default=0)
+    #: The `last_update_date` whose order items are stored; differs from it while items are to be fetched.
+    items_synced_for = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(help_text="When Amazon last reported this order.")
+
+    class Meta:
+        ordering = ["-purchase_date", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "public_id"], name="order_public_id"),
+            models.UniqueConstraint(
+                fields=["tenant", "connection", "amazon_order_id"], name="order_natural_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "purchase_date"], name="order_tenant_purchased"),
+            models.Index(fields=["tenant", "connection", "last_update_date"], name="order_last_update"),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.amazon_order_id} ({self.status})"
+
+
+class OrderItem(TenantOwned):
+    """One line of an order (getOrderItems). Prices are for the whole line (unit price x quantity), as
+    Amazon reports them, and absent while the order is Pending.
+
+    Natural key: (tenant, order, order_item_id)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    order_item_id = models.CharField(max_length=50)
+    sku = models.CharField(max_length=200, blank=True)
+    asin = models.CharField(max_length=20, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    quantity_ordered = models.PositiveIntegerField(default=0)
+    quantity_shipped = models.PositiveIntegerField(default=0)
+    item_price = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    item_tax = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    shipping_price = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+
+    class Meta:
+        ordering = ["order_item_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "public_id"], name="orderitem_public_id"),
+            models.UniqueConstraint(
+                fields=["tenant", "order", "order_item_id"], name="orderitem_natural_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} x {self.quantity_ordered}"
+
+
+class FinancialEvent(TenantOwned):
+    """One line of a Finances v0 event: a shipment item, a refunded item, or an adjustment line
+    (e.g. an FBA inventory reimbursement). Amounts are signed as Amazon posts them: what the seller is
+    charged (fees, refunded principal) is negative.
+
+    Natural key: (tenant, connection, kind, amazon_order_id, posted_date, line_key), where line_key is
+    Amazon's OrderItemId (shipment), OrderAdjustmentItemId (refund), or
+    "<AdjustmentType>:<SellerSKU>:<line index>" (adjustment): stable across re-reads of the same event,
+    so a re-sync updates instead of duplicating."""
+
+    class Kind(models.TextChoices):
+        SHIPMENT = "shipment", "Shipment"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    connection = models.ForeignKey(
+        SellerConnection, on_delete=models.CASCADE, related_name="financial_events"
+    )
+    #: Attached once both the event and its order are stored (either may arrive first).
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="financial_events"
+    )
+    amazon_order_id = models.CharField(max_length=50, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    posted_date = models.DateTimeField()
+    line_key = models.CharField(max_length=300)
+    #: e.g. FBAInventoryReimbursement for an adjustment.
+    adjustment_type = models.CharField(max_length=100, blank=True)
+    sku = models.CharField(max_length=200, blank=True)
+    quantity = models.IntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True)
+    principal = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    tax = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    shipping = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    #: Commission (and, on a refund, the RefundCommission Amazon keeps).
+    referral_fee = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    fba_fee = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    #: Everything else: other charges and fees, promotions, reimbursements.
+    other = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+
+    class Meta:
+        ordering = ["-posted_date", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "public_id"], name="financialevent_public_id"),
+            models.UniqueConstraint(
+                fields=["tenant", "connection", "kind", "amazon_order_id", "posted_date", "line_key"],
+                name="financialevent_natural_key",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "connection", "amazon_order_id"], name="financialevent_order_id"),
+            models.Index(fields=["tenant", "posted_date"], name="financialevent_posted"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amazon_order_id or self.adjustment_type} at {self.posted_date:%Y-%m-%d}"
+
+    @property
+    def total(self) -> Any:
+        """What this line moved in the seller's balance (Decimal)."""
+        return self.principal + self.tax + self.shipping + self.referral_fee + self.fba_fee + self.other

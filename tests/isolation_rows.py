@@ -14,7 +14,16 @@ from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Invitation
-from amazon.models import AdsProfile, Listing, OfferSnapshot, SellerConnection, SyncCursor
+from amazon.models import (
+    AdsProfile,
+    FinancialEvent,
+    Listing,
+    OfferSnapshot,
+    Order,
+    OrderItem,
+    SellerConnection,
+    SyncCursor,
+)
 from tenants.models import AuditEvent, JobRun, Tenant
 
 
@@ -77,6 +86,39 @@ def _sync_cursor(tenant: Tenant, canary: str) -> Model:
     )
 
 
+def _order(tenant: Tenant, canary: str) -> Model:
+    now = timezone.now()
+    return Order.objects.create(
+        tenant=tenant,
+        connection=_tenant_connection(tenant, canary),
+        marketplace_id="ATVPDKIKX0DER",
+        amazon_order_id=canary[:50],
+        status=Order.Status.SHIPPED,
+        purchase_date=now,
+        last_update_date=now,
+        last_synced_at=now,
+    )
+
+
+def _order_item(tenant: Tenant, canary: str) -> Model:
+    order = Order.objects.filter(tenant=tenant).first() or _order(tenant, canary)
+    return OrderItem.objects.create(tenant=tenant, order=order, order_item_id=canary[:50], sku=canary)
+
+
+def _financial_event(tenant: Tenant, canary: str) -> Model:
+    order = Order.objects.filter(tenant=tenant).first() or _order(tenant, canary)
+    return FinancialEvent.objects.create(
+        tenant=tenant,
+        connection=_tenant_connection(tenant, canary),
+        order=order,
+        amazon_order_id=order.amazon_order_id,  # type: ignore[attr-defined]
+        kind=FinancialEvent.Kind.SHIPMENT,
+        posted_date=timezone.now(),
+        line_key=canary,
+        sku=canary,
+    )
+
+
 ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "tenants.auditevent": _audit_event,
     "tenants.jobrun": _job_run,
@@ -86,4 +128,7 @@ ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "amazon.listing": _listing,
     "amazon.offersnapshot": _offer_snapshot,
     "amazon.synccursor": _sync_cursor,
+    "amazon.order": _order,
+    "amazon.orderitem": _order_item,
+    "amazon.financialevent": _financial_event,
 }
