@@ -136,6 +136,17 @@ def fernet_keys() -> str:
     return path.read_text().strip()
 
 
+def notifications_secret() -> str:
+    """Development secret that signs Amazon notifications posted to the intake (the simulator uses it
+    too); production sets AMAZON_NOTIFICATIONS_SECRET itself."""
+    path = VAR_DIR / "notifications_secret"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def prepare_environment() -> tuple[dict[str, str], list]:
     """Return the environment for the child command and the services to stop afterwards."""
     environment = dict(os.environ)
@@ -163,6 +174,7 @@ def prepare_environment() -> tuple[dict[str, str], list]:
 
     environment.setdefault("DJANGO_SECRET_KEY", secret_key())
     environment.setdefault("FIELD_ENCRYPTION_KEYS", fernet_keys())
+    environment.setdefault("AMAZON_NOTIFICATIONS_SECRET", notifications_secret())
     environment.setdefault("APP_VAR_DIR", str(VAR_DIR))
     return environment, started
 

@@ -421,7 +421,7 @@ AMAZON_DATA_RETENTION_DAYS = env_int("AMAZON_DATA_RETENTION_DAYS", 30)
 # one verifies, so a secret is rotated without downtime). `python -m config.services` exports a development
 # secret (var/notifications_secret); tests get a fixed test-only one; empty means the intake refuses
 # everything (503) until it is set. Requests older (or newer) than the tolerance are refused as replays.
-_TEST_ONLY_NOTIFICATIONS_SECRET = "test-only-notifications-secret-never-use-in-prod"  # noqa: S105
+_TEST_ONLY_NOTIFICATIONS_SECRET = "test-only-notifications-secret-never-use-in-prod"
 AMAZON_NOTIFICATIONS_SECRET = env(
     "AMAZON_NOTIFICATIONS_SECRET", _TEST_ONLY_NOTIFICATIONS_SECRET if TESTING and not PRODUCTION else ""
 )

@@ -6,6 +6,7 @@ the wall clock. Demo credentials are printed at start-up."""
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--notify", action="append", default=[], help="POST ANY_OFFER_CHANGED notifications to this URL"
     )
+    parser.add_argument(
+        "--notify-secret",
+        default=os.environ.get("AMAZON_NOTIFICATIONS_SECRET", "").split(",")[0],
+        help="sign notifications with this shared secret (default: $AMAZON_NOTIFICATIONS_SECRET)",
+    )
     parser.add_argument("--orders", type=int, default=0, help="bulk order history to generate (30 days)")
     args = parser.parse_args(argv)
 
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  client secret   {DEMO_CLIENT_SECRET}")
     print(f"  refresh token   {DEMO_REFRESH_TOKEN}")
     for url in args.notify:
-        market.subscribe(url)
+        market.subscribe(url, secret=args.notify_secret or None)
     dispatcher = NotificationDispatcher(market)
     dispatcher.start()
     app = SimulatorApp(market)

@@ -414,6 +414,7 @@ class Market:
         # subscriber URL (the server's dispatcher thread posts them)
         self.notifications_enabled = False
         self.subscribers: list[str] = []
+        self.subscriber_secrets: dict[str, str] = {}  # url -> shared secret that signs its deliveries
         self.pending_notifications: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.deliveries: deque[tuple[str, str, int | str]] = deque(maxlen=10_000)  # (url, id, status)
@@ -1238,11 +1239,16 @@ class Market:
 
     # ---------------------------------------------------------------- notifications
 
-    def subscribe(self, url: str) -> None:
-        """Deliver ANY_OFFER_CHANGED notifications to ``url`` (JSON POST from the server's thread)."""
+    def subscribe(self, url: str, secret: str | None = None) -> None:
+        """Deliver ANY_OFFER_CHANGED notifications to ``url`` (JSON POST from the server's thread). With
+        ``secret``, each POST is signed as SellerPilot's intake expects (``notifications.sign``)."""
         with self.lock:
             if url not in self.subscribers:
                 self.subscribers.append(url)
+            if secret:
+                self.subscriber_secrets[url] = secret
+            else:
+                self.subscriber_secrets.pop(url, None)
             self.notifications_enabled = True
 
     def _offer_changed(self, marketplace_id: str, asin: str) -> None:

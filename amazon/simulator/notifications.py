@@ -1,13 +1,22 @@
 """ANY_OFFER_CHANGED notifications: the payload exactly as Amazon's schema
 (../shared/spapi-models/schemas/notifications/AnyOfferChangedNotification.json) lays it out, and the
 dispatcher thread that POSTs queued notifications to the subscribers' URLs without ever holding up the
-simulator's request handling."""
+simulator's request handling.
+
+Amazon delivers notifications through SQS; SellerPilot's intake takes them over HTTP and checks their
+origin with a signature (docs/amazon.md "Notifications"). A subscriber given a secret
+(``market.subscribe(url, secret=...)``) gets each POST signed that way: header ``X-SellerPilot-Timestamp``
+(Unix seconds, wall clock) and ``X-SellerPilot-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." +
+body)>``."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -19,6 +28,14 @@ if TYPE_CHECKING:
 
 APPLICATION_ID = "amzn1.sellerapps.app.simulator-0000-0000-0000-000000000001"
 SUBSCRIPTION_ID = "subscription-id-5e1e1a7c-0000-4000-8000-000000000001"
+TIMESTAMP_HEADER = "X-SellerPilot-Timestamp"
+SIGNATURE_HEADER = "X-SellerPilot-Signature"
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The ``X-SellerPilot-Signature`` value of ``body`` sent at ``timestamp`` (Unix seconds)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
 
 
 def _money(amount: Decimal, currency: str) -> dict[str, Any]:
@@ -186,19 +203,26 @@ class NotificationDispatcher:
                     (
                         url,
                         payload["NotificationMetadata"]["NotificationId"],
-                        deliver(url, payload, self.timeout),
+                        deliver(
+                            url, payload, self.timeout, secret=self.market.subscriber_secrets.get(url)
+                        ),
                     )
                 )
             finally:
                 outbox.task_done()
 
 
-def deliver(url: str, payload: dict[str, Any], timeout: float = 5.0) -> int | str:
+def deliver(
+    url: str, payload: dict[str, Any], timeout: float = 5.0, *, secret: str | None = None
+) -> int | str:
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        timestamp = int(time.time())
+        headers[TIMESTAMP_HEADER] = str(timestamp)
+        headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
     request = urllib.request.Request(  # noqa: S310 - the subscriber URL is configured by the operator
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        url, data=body, headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
