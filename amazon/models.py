@@ -430,3 +430,88 @@ class FinancialEvent(TenantOwned):
     def total(self) -> Any:
         """What this line moved in the seller's balance (Decimal)."""
         return self.principal + self.tax + self.shipping + self.referral_fee + self.fba_fee + self.other
+
+
+# --- notifications intake (amazon/notifications.py writes them) ----------------------------------------
+
+
+class SellerRoute(models.Model):
+    """Which tenants connected a seller account: the notifications intake's routing table.
+
+    Platform-wide on purpose (no row-level security): a notification names only a SellerId, and the intake
+    must find the tenant(s) *before* it can enter a tenant context. It holds no Amazon data and no secret,
+    only (selling partner id, region) → (tenant, connection public id). One row per live connection,
+    maintained by `amazon.services.seller_route_sync` (upserted on connect/re-authorise, deleted on
+    disconnect). The same seller account connected by several tenants has one row per tenant; the intake
+    fans a notification out to each."""
+
+    selling_partner_id = models.CharField(max_length=64)
+    region = models.CharField(max_length=2, choices=Region.choices)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    connection_public_id = models.UUIDField(help_text="The tenant's SellerConnection.public_id.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["selling_partner_id", "region", "tenant_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["selling_partner_id", "region", "tenant"], name="sellerroute_account_tenant"
+            ),
+            models.UniqueConstraint(fields=["connection_public_id"], name="sellerroute_connection"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.selling_partner_id} ({self.region}) → tenant {self.tenant_id}"
+
+
+class OfferChangeNotification(TenantOwned):
+    """One pricing notification from Amazon (ANY_OFFER_CHANGED or PRICING_HEALTH) for one of the tenant's
+    connections, stored as received; repricing consumes it (docs/amazon.md "Notifications").
+
+    De-duplicated by Amazon's NotificationId (surrounding spaces stripped) per tenant."""
+
+    class Kind(models.TextChoices):
+        ANY_OFFER_CHANGED = "ANY_OFFER_CHANGED", "Offer changed"
+        PRICING_HEALTH = "PRICING_HEALTH", "Pricing health"
+
+    connection = models.ForeignKey(
+        SellerConnection, on_delete=models.CASCADE, related_name="offer_change_notifications"
+    )
+    #: Amazon's NotificationId, stripped; a content hash ("sha256:…") when Amazon sent none.
+    notification_id = models.CharField(max_length=100)
+    notification_type = models.CharField(max_length=30, choices=Kind.choices)
+    seller_id = models.CharField(max_length=64)
+    marketplace_id = models.CharField(max_length=32)
+    asin = models.CharField(max_length=40)
+    item_condition = models.CharField(max_length=40, blank=True)
+    time_of_offer_change = models.DateTimeField(null=True, blank=True)
+    #: PRICING_HEALTH only: e.g. BuyBoxDisqualification.
+    issue_type = models.CharField(max_length=100, blank=True)
+    #: Amazon's OfferChangeTrigger, verbatim.
+    offer_change_trigger = models.JSONField(default=dict, blank=True)
+    #: Amazon's Summary (Buy Box prices, lowest prices, number of offers...), verbatim.
+    summary = models.JSONField(default=dict, blank=True)
+    #: Amazon's Offers (PRICING_HEALTH: the seller's own merchantOffer), verbatim.
+    offers = models.JSONField(default=list, blank=True)
+    received_at = models.DateTimeField()
+    #: Set by repricing once it has acted on this notification.
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "public_id"], name="offerchangenotification_public_id"),
+            models.UniqueConstraint(
+                fields=["tenant", "notification_id"], name="offerchangenotification_notification_id"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "marketplace_id", "asin", "-received_at"],
+                name="offerchangenotif_asin_time",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notification_type} {self.asin} ({self.marketplace_id})"

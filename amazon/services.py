@@ -87,6 +87,7 @@ def seller_connection_disconnect(
         target=locked,
         changes={"status": [previous, locked.status], "purge_after": locked.purge_after.isoformat()},
     )
+    seller_route_sync(locked)  # no more notifications for this tenant
     public_id = locked.public_id
     transaction.on_commit(lambda: invalidate_access_token(public_id))
     return locked
@@ -573,3 +574,33 @@ def _reauthorize(
         },
     )
     return locked
+
+
+# --- the notifications routing table ------------------------------------------------------------------
+
+
+def seller_route_sync(connection: SellerConnection) -> None:
+    """Bring the notifications routing table (`SellerRoute`) in line with `connection`: a live connection
+    (active or needing re-authorisation: Amazon still notifies) is routed to its tenant, a disconnected one
+    is not. Call it in the same transaction as every write that creates a connection, changes its status
+    or disconnects it; it is idempotent. Only ids are stored: the table is platform-wide (no RLS)."""
+    from amazon.models import SellerRoute
+
+    if connection.status == SellerConnection.Status.DISCONNECTED:
+        SellerRoute.objects.filter(connection_public_id=connection.public_id).delete()
+        return
+    # One live connection per (tenant, region, account): a route left by an earlier connection row of
+    # the same account (reconnected after a disconnect) gives way to this one.
+    SellerRoute.objects.filter(
+        selling_partner_id=connection.selling_partner_id,
+        region=connection.region,
+        tenant_id=connection.tenant_id,
+    ).exclude(connection_public_id=connection.public_id).delete()
+    SellerRoute.objects.update_or_create(
+        connection_public_id=connection.public_id,
+        defaults={
+            "selling_partner_id": connection.selling_partner_id,
+            "region": connection.region,
+            "tenant_id": connection.tenant_id,
+        },
+    )

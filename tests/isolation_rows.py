@@ -18,6 +18,7 @@ from amazon.models import (
     AdsProfile,
     FinancialEvent,
     Listing,
+    OfferChangeNotification,
     OfferSnapshot,
     Order,
     OrderItem,
@@ -119,6 +120,19 @@ def _financial_event(tenant: Tenant, canary: str) -> Model:
     )
 
 
+def _offer_change_notification(tenant: Tenant, canary: str) -> Model:
+    return OfferChangeNotification.objects.create(
+        tenant=tenant,
+        connection=_tenant_connection(tenant, canary),
+        notification_id=canary,
+        notification_type=OfferChangeNotification.Kind.ANY_OFFER_CHANGED,
+        seller_id=canary,
+        marketplace_id="ATVPDKIKX0DER",
+        asin=canary[:40],
+        received_at=timezone.now(),
+    )
+
+
 ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "tenants.auditevent": _audit_event,
     "tenants.jobrun": _job_run,
@@ -131,4 +145,5 @@ ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "amazon.order": _order,
     "amazon.orderitem": _order_item,
     "amazon.financialevent": _financial_event,
+    "amazon.offerchangenotification": _offer_change_notification,
 }

@@ -19,7 +19,10 @@ from tests.isolation_rows import ROW_MAKERS
 
 # Tables that carry a tenant_id but are read before a tenant is known (login, tenant switcher, API key
 # authentication). Every query on them filters by user, key hash or tenant in the application.
-PLATFORM_TABLES_WITH_TENANT = {"accounts_membership", "accounts_apikey"}
+# amazon_sellerroute: the notifications intake learns the tenant from a notification's SellerId, so it
+# must read the routing table before any tenant context exists; it holds only ids (seller account, region,
+# tenant, connection public id), no Amazon data and no secret (amazon/models.py SellerRoute).
+PLATFORM_TABLES_WITH_TENANT = {"accounts_membership", "accounts_apikey", "amazon_sellerroute"}
 
 
 def _count(table: str) -> int:
