@@ -5,6 +5,8 @@ from django.apps import AppConfig
 #: How often the dispatcher fans the Amazon syncs out to every active tenant.
 LISTINGS_SYNC_EVERY = timedelta(minutes=60)
 OFFERS_SYNC_EVERY = timedelta(minutes=5)
+ORDERS_SYNC_EVERY = timedelta(minutes=10)
+FINANCES_SYNC_EVERY = timedelta(minutes=60)
 
 
 class AmazonConfig(AppConfig):
@@ -17,3 +19,7 @@ class AmazonConfig(AppConfig):
 
         register_periodic("amazon.sync_listings", "amazon.sync_listings_all", LISTINGS_SYNC_EVERY)
         register_periodic("amazon.sync_offers", "amazon.sync_offers_all", OFFERS_SYNC_EVERY)
+        register_periodic("amazon.sync_orders", "amazon.sync_orders_all", ORDERS_SYNC_EVERY)
+        register_periodic(
+            "amazon.sync_financial_events", "amazon.sync_financial_events_all", FINANCES_SYNC_EVERY
+        )

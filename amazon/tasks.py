@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from amazon import sync
+from amazon import sync, sync_orders
 from amazon.models import SellerConnection
 from config.celery import app
 from tenants.context import require_tenant, tenant_context
@@ -76,6 +76,44 @@ def sync_offers_task(*, connection_id: str, triggered_by: str = "schedule") -> d
         return None
 
 
+@app.task(
+    base=SyncTask,
+    name="amazon.sync_orders",
+    ignore_result=True,
+    soft_time_limit=SYNC_SOFT_TIME_LIMIT,
+    time_limit=SYNC_TIME_LIMIT,
+)
+def sync_orders_task(*, connection_id: str, triggered_by: str = "schedule") -> dict[str, Any] | None:
+    connection = _active_connection(connection_id)
+    if connection is None:
+        return None
+    try:
+        return sync_orders.sync_orders(connection=connection, triggered_by=triggered_by)
+    except sync.SyncAlreadyRunning:
+        logger.info("orders sync of %s is already running", connection_id)
+        return None
+
+
+@app.task(
+    base=SyncTask,
+    name="amazon.sync_financial_events",
+    ignore_result=True,
+    soft_time_limit=SYNC_SOFT_TIME_LIMIT,
+    time_limit=SYNC_TIME_LIMIT,
+)
+def sync_financial_events_task(
+    *, connection_id: str, triggered_by: str = "schedule"
+) -> dict[str, Any] | None:
+    connection = _active_connection(connection_id)
+    if connection is None:
+        return None
+    try:
+        return sync_orders.sync_financial_events(connection=connection, triggered_by=triggered_by)
+    except sync.SyncAlreadyRunning:
+        logger.info("financial events sync of %s is already running", connection_id)
+        return None
+
+
 def _fan_out(task: Any) -> int:
     tenant = require_tenant()
     connections = SellerConnection.objects.filter(status=SellerConnection.Status.ACTIVE).order_by("pk")
@@ -96,3 +134,15 @@ def sync_listings_all() -> int:
 def sync_offers_all() -> int:
     """Periodic: one offers snapshot run per active connection of the tenant."""
     return _fan_out(sync_offers_task)
+
+
+@app.task(base=TenantTask, name="amazon.sync_orders_all", ignore_result=True)
+def sync_orders_all() -> int:
+    """Periodic: one orders sync per active connection of the tenant."""
+    return _fan_out(sync_orders_task)
+
+
+@app.task(base=TenantTask, name="amazon.sync_financial_events_all", ignore_result=True)
+def sync_financial_events_all() -> int:
+    """Periodic: one financial events sync per active connection of the tenant."""
+    return _fan_out(sync_financial_events_task)
