@@ -141,6 +141,9 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "readyz": {"GET": public()},
     "api:schema": {"GET": public()},
     "api:docs": {"GET": public()},
+    # Amazon's notifications, machine to machine: no session, API key or CSRF token counts, only the
+    # request's signature (amazon/notifications.py). Every visitor here sends an unsigned request: 401.
+    "amazon_notifications": {"POST": public(401)},
     # REST API v1
     "api:me": {
         "GET": api(EVERY_ROLE),
