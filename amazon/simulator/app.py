@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from .ads_app import AdsApp
 from .documents import REPORT_TYPES
 from .market import CATEGORIES, MARKETPLACES, AccessToken, Listing, LwaError, Market, Offer
 from .orders import Order, iso
@@ -158,6 +159,7 @@ class SimulatorApp:
         self.log: deque[LoggedRequest] = deque(maxlen=log_size)
         self.public_url: str | None = None  # where document URLs point (set by SimulatorServer)
         self._cursors: OrderedDict[str, tuple[list[Any], int, JSON]] = OrderedDict()
+        self.ads = AdsApp(market, self.public_base)  # the Ads API (ads_app.py)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -167,6 +169,8 @@ class SimulatorApp:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
+        if self.ads.handles(request.path):
+            return self.ads.dispatch(request, self.log)
         adapter = ROUTES.bind("simulator")  # the Host header is deliberately ignored
         request_id = str(uuid.uuid4())
         body: Any = None
@@ -274,6 +278,7 @@ class SimulatorApp:
         form = dict(request.form.items())
         try:
             answer = self.market.grant_token(form)
+            self.ads.ads.note_grant(form, answer)
             status = 200
         except LwaError as exc:
             answer, status = {"error": exc.error, "error_description": exc.description}, exc.status
