@@ -9,9 +9,9 @@ import argparse
 import sys
 import time
 
-from benchmarks import amazon_tokens, rls_cost
+from benchmarks import amazon_orders, amazon_tokens, rls_cost
 
-BENCHMARKS = {"rls_cost": rls_cost, "amazon_tokens": amazon_tokens}
+BENCHMARKS = {"rls_cost": rls_cost, "amazon_tokens": amazon_tokens, "amazon_orders": amazon_orders}
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ listings sync `amazon.sync.sync_listings` through `sp_api_client` (token cache, 
               Simulator throttling off; our limiter opened for searchListingsItems (the point is
               our pipeline's cost; Amazon's quota, 5 requests/s x 20 = 100 listings/s per account, is
               measured separately on one account at the published rate).
-Orders sync throughput (100,000 orders) is not measured yet: the simulator has no orders API so far.
+Orders sync throughput (100,000 orders) is benchmarks/amazon_orders.py.
 """
 
 from __future__ import annotations
@@ -232,9 +232,6 @@ def run(args: argparse.Namespace) -> None:
                 bench_sync(other, sim, args.accounts, args.skus_per_account)
         finally:
             sim.server.stop()
-        print(
-            "\n  orders sync throughput (100,000 orders): not measured, the simulator has no orders API yet"
-        )
     finally:
         from django.db import connections
 
