@@ -203,9 +203,7 @@ class NotificationDispatcher:
                     (
                         url,
                         payload["NotificationMetadata"]["NotificationId"],
-                        deliver(
-                            url, payload, self.timeout, secret=self.market.subscriber_secrets.get(url)
-                        ),
+                        deliver(url, payload, self.timeout, secret=self.market.subscriber_secrets.get(url)),
                     )
                 )
             finally:
