@@ -47,7 +47,7 @@ ADS_MARKETPLACES = {"NA": Marketplaces.NA, "EU": Marketplaces.EU, "FE": Marketpl
 
 
 def ads_endpoint(region: str) -> str:
-    configured = getattr(settings, "ADS_API_ENDPOINT", "") or settings.SIMULATOR_URL
+    configured = settings.ADS_API_ENDPOINT
     return str(configured or ADS_MARKETPLACES[region].endpoint).rstrip("/")
 
 

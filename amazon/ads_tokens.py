@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import ad_api.base  # noqa: F401 - first: importing ad_api.auth on its own hits a circular import in ad_api
 from ad_api.auth import AccessTokenClient, AccessTokenResponse
 from django.conf import settings
 
@@ -54,8 +55,8 @@ def ads_lwa_credentials(connection: SellerConnection) -> tuple[str, str]:
     """(client id, client secret) of the LWA app holding the connection's Ads grant."""
     if connection.auth_kind == SellerConnection.AuthKind.OWN_APP:
         return tokens._lwa_credentials(connection)
-    client_id = getattr(settings, "ADS_CLIENT_ID", "") or settings.LWA_CLIENT_ID
-    client_secret = getattr(settings, "ADS_CLIENT_SECRET", "") or settings.LWA_CLIENT_SECRET
+    client_id = settings.ADS_CLIENT_ID or settings.LWA_CLIENT_ID
+    client_secret = settings.ADS_CLIENT_SECRET or settings.LWA_CLIENT_SECRET
     return client_id, client_secret
 
 

@@ -65,6 +65,7 @@ def seller_connection_disconnect(
 ) -> SellerConnection:
     """Disconnect: forget every secret at once, stop using the cached access token, and record when
     the account's Amazon data is to be purged (AMAZON_DATA_RETENTION_DAYS later)."""
+    from amazon.ads_tokens import invalidate_ads_access_token
     from amazon.tokens import invalidate_access_token
 
     _require(actor_role)
@@ -90,6 +91,7 @@ def seller_connection_disconnect(
     seller_route_sync(locked)  # no more notifications for this tenant
     public_id = locked.public_id
     transaction.on_commit(lambda: invalidate_access_token(public_id))
+    transaction.on_commit(lambda: invalidate_ads_access_token(public_id))
     return locked
 
 
@@ -535,6 +537,7 @@ def _create(
             "credentials": "(set)",
         },
     )
+    seller_route_sync(connection)  # its notifications now reach this tenant
     return connection
 
 
@@ -573,6 +576,7 @@ def _reauthorize(
             "credentials": "(changed)",
         },
     )
+    seller_route_sync(locked)
     return locked
 
 

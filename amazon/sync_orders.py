@@ -60,8 +60,6 @@ ORDERS_PAGE_SIZE = 100
 FINANCES_PAGE_SIZE = 100
 #: getOrderItems calls in one run at most (0.5/s at Amazon: ~17 minutes); the rest waits for the next run.
 ORDER_ITEMS_PER_RUN = 500
-DEFAULT_LOOKBACK_DAYS = 30
-DEFAULT_FINANCES_OVERLAP_HOURS = 48
 FINANCES_KIND = "finances"
 
 #: The order columns a sync writes (compared to decide "updated" vs "unchanged").
@@ -102,7 +100,7 @@ PageHook = Callable[[int], None]
 
 
 def lookback_start() -> datetime:
-    days = int(getattr(settings, "AMAZON_ORDERS_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS))
+    days = settings.AMAZON_ORDERS_LOOKBACK_DAYS
     return timezone.now() - timedelta(days=days)
 
 
@@ -578,9 +576,7 @@ def sync_financial_events(
 ) -> dict[str, int]:
     """Store the connection's financial events posted since the cursor (minus the overlap), each page in
     its own transaction with its page token. Runs in the tenant context, outside a transaction."""
-    overlap = timedelta(
-        hours=float(getattr(settings, "AMAZON_FINANCES_OVERLAP_HOURS", DEFAULT_FINANCES_OVERLAP_HOURS))
-    )
+    overlap = timedelta(hours=settings.AMAZON_FINANCES_OVERLAP_HOURS)
     with (
         _single_run(connection, FINANCES_KIND),
         job_run("amazon.sync_financial_events", triggered_by=triggered_by) as run,

@@ -413,6 +413,15 @@ SP_API_HTTP_TIMEOUT_SECONDS = float(env("SP_API_HTTP_TIMEOUT_SECONDS", "30"))
 SP_API_RETRY_BUDGET_SECONDS = float(env("SP_API_RETRY_BUDGET_SECONDS", "60"))
 SP_API_MAX_ATTEMPTS = env_int("SP_API_MAX_ATTEMPTS", 6)
 SP_API_RETRY_BASE_DELAY_SECONDS = float(env("SP_API_RETRY_BASE_DELAY_SECONDS", "0.5"))
+# Amazon Ads API (amazon/ads_clients.py): the simulator outside production, else Amazon's regional Ads
+# endpoint. The Ads app's LWA client defaults to the SP-API one (one LWA app may hold both).
+ADS_API_ENDPOINT = env("ADS_API_ENDPOINT", SIMULATOR_URL)
+ADS_CLIENT_ID = env("ADS_CLIENT_ID", "")
+ADS_CLIENT_SECRET = env("ADS_CLIENT_SECRET", "")
+# Orders sync: how far back the first pass reads; finances: how much of the last pass each run re-reads
+# (Amazon's finances answer names no upper bound, so a window overlaps; the natural keys dedupe it).
+AMAZON_ORDERS_LOOKBACK_DAYS = env_int("AMAZON_ORDERS_LOOKBACK_DAYS", 30)
+AMAZON_FINANCES_OVERLAP_HOURS = float(env("AMAZON_FINANCES_OVERLAP_HOURS", "48"))
 # Disconnected sellers' Amazon data is purged this many days after disconnection (privacy policy).
 AMAZON_DATA_RETENTION_DAYS = env_int("AMAZON_DATA_RETENTION_DAYS", 30)
 

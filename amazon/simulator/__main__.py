@@ -9,6 +9,7 @@ import argparse
 import os
 import threading
 import time
+from datetime import UTC, datetime
 
 from werkzeug.serving import run_simple
 
@@ -44,10 +45,21 @@ def main(argv: list[str] | None = None) -> None:
         help="sign notifications with this shared secret (default: $AMAZON_NOTIFICATIONS_SECRET)",
     )
     parser.add_argument("--orders", type=int, default=0, help="bulk order history to generate (30 days)")
+    parser.add_argument(
+        "--start",
+        default="now",
+        help="simulated start time, ISO 8601 or 'now' (default: now, so our sync's first look-back, taken "
+        "from the real clock, lands in the simulated past; tests build markets with a fixed start instead)",
+    )
     args = parser.parse_args(argv)
 
+    start = datetime.now(UTC) if args.start == "now" else datetime.fromisoformat(args.start)
     market = Market.demo(
-        seed=args.seed, skus=args.skus, throttle_clock="wall", patch_delay_seconds=args.patch_delay
+        seed=args.seed,
+        skus=args.skus,
+        throttle_clock="wall",
+        patch_delay_seconds=args.patch_delay,
+        start=start,
     )
     if args.orders:
         market.generate_orders(args.orders)

@@ -349,6 +349,25 @@ def test_disconnect_deletes_the_secrets_at_once_and_sets_purge_after(sim: Any, o
     assert (purge_after - disconnected_at).days == settings.AMAZON_DATA_RETENTION_DAYS
 
 
+def test_connecting_routes_the_accounts_notifications_and_disconnecting_stops_them(
+    sim: Any, owner_world: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from amazon.ads_tokens import ADS_TOKEN_KEY
+    from amazon.models import SellerRoute
+    from config.redis import redis_client
+
+    tenant, user = owner_world
+    code = sim.market.issue_authorization_code(sim.seller_id, sim.credentials["lwa_app_id"])
+    connection = _callback(tenant, user, _consent_state(tenant, user), code, sim.seller_id)
+    route = SellerRoute.objects.get(connection_public_id=connection.public_id)
+    assert (route.selling_partner_id, route.tenant_id) == (sim.seller_id, tenant.pk)
+    redis_client().set(ADS_TOKEN_KEY.format(connection.public_id), "cached")
+    with tenant_context(tenant), django_capture_on_commit_callbacks(execute=True):
+        services.seller_connection_disconnect(connection=connection, actor=user, actor_role=Role.OWNER)
+    assert not SellerRoute.objects.filter(connection_public_id=connection.public_id).exists()
+    assert redis_client().get(ADS_TOKEN_KEY.format(connection.public_id)) is None
+
+
 def test_demo_seed_connects_the_demo_company_once(sim: Any, db: None) -> None:
     from accounts.management.commands.seed_demo import DEMO_TENANTS, seed_demo, seed_demo_connection
 

@@ -184,9 +184,12 @@ class Command(BaseCommand):
             return None
         port = settings.SIMULATOR_PORT
         self._check_port_free("127.0.0.1", port, variable="SIMULATOR_PORT")
+        # Competitors' price moves reach our intake as Amazon's ANY_OFFER_CHANGED notifications, signed
+        # with AMAZON_NOTIFICATIONS_SECRET (exported by config.services; the simulator reads it too).
+        intake = f"http://127.0.0.1:{options['port']}/amazon/notifications"
         argv = [
             sys.executable, "-m", "amazon.simulator", "--host=127.0.0.1", f"--port={port}", "--seed=7",
-            f"--speed={options['simulator_speed']}",
+            f"--speed={options['simulator_speed']}", f"--notify={intake}",
         ]  # fmt: skip
         return Child("simulator", argv)
 
