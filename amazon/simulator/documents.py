@@ -14,13 +14,15 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .models_dir import spapi_models_path
+
 if TYPE_CHECKING:
     from .market import Listing, Market
 
 REPORT_TYPES = ("GET_MERCHANT_LISTINGS_ALL_DATA",)
 FEED_TYPES = ("JSON_LISTINGS_FEED",)
-# ../shared/spapi-models next to the repository (see its README); absent in some deployments
-DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared/spapi-models/schemas/feeds"
+# Amazon's models beside the repository (see models_dir.py); absent in some deployments
+DEFAULT_SCHEMA_DIR = spapi_models_path("schemas", "feeds")
 
 
 @dataclass

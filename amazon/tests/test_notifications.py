@@ -26,6 +26,7 @@ from amazon.notifications import (
 )
 from amazon.services import seller_connection_disconnect, seller_route_sync
 from amazon.simulator.market import DEMO_SELLER_ID
+from amazon.simulator.models_dir import spapi_models_path
 from amazon.simulator.notifications import deliver
 from amazon.tests.factories import make_connection
 from config.redis import redis_client
@@ -33,12 +34,14 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 from tests.factories import make_tenant
 
-SPAPI_MODELS = Path(__file__).resolve().parents[3] / "shared" / "spapi-models"
+SPAPI_MODELS = spapi_models_path()
 EXAMPLES = sorted((SPAPI_MODELS / "notification-examples").glob("*.json"))
 URL = "/amazon/notifications"
 
 
 def _example(name: str) -> dict[str, Any]:
+    if not EXAMPLES:
+        pytest.skip(f"Amazon's notification examples are not at {SPAPI_MODELS} (set SPAPI_MODELS_DIR)")
     path = next(p for p in EXAMPLES if p.name.startswith(name))
     return json.loads(path.read_text())
 
@@ -161,7 +164,10 @@ def test_a_leading_space_in_the_notification_id_is_the_same_notification(
 
 
 def test_pricing_health_is_accepted_and_stored_with_its_kind(tenant: Tenant, client: Client) -> None:
-    schema = json.loads((SPAPI_MODELS / "schemas/notifications/PricingHealthNotification.json").read_text())
+    schema_path = SPAPI_MODELS / "schemas/notifications/PricingHealthNotification.json"
+    if not schema_path.is_file():
+        pytest.skip(f"Amazon's schemas are not at {SPAPI_MODELS} (set SPAPI_MODELS_DIR)")
+    schema = json.loads(schema_path.read_text())
     document = schema["examples"][0]
     _routed(tenant, document["payload"]["sellerId"])
     assert _post(client, document).status_code == 202

@@ -19,13 +19,14 @@ import pytest
 
 from amazon.simulator.app import ROUTES
 from amazon.simulator.market import DEFAULT_START, US, Listing, Offer, Product
+from amazon.simulator.models_dir import spapi_models_path
 
 REPO = Path(__file__).resolve().parents[2]
-MODELS = (REPO / "../shared/spapi-models/models").resolve()
+MODELS = spapi_models_path("models")
 
 pytestmark = pytest.mark.skipif(
     not MODELS.is_dir(),
-    reason=f"Amazon's SP-API models are not checked out at {MODELS} (../shared/spapi-models)",
+    reason=f"Amazon's SP-API models are not at {MODELS} (../shared/spapi-models or SPAPI_MODELS_DIR)",
 )
 
 PRICING = "product-pricing-api-model/productPricingV0.json"
