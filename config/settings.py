@@ -452,5 +452,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},  # one line per Amazon call is noise; our client logs what matters
+        "werkzeug": {"level": "WARNING"},  # the in-process simulator's access log (tests, benchmarks)
     },
 }
