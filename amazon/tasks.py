@@ -40,6 +40,19 @@ def _active_connection(connection_id: str) -> SellerConnection | None:
     return connection
 
 
+def _run_sync(what: str, run: Any, connection_id: str, triggered_by: str) -> dict[str, Any] | None:
+    """The body every sync task shares: an active connection, one run at a time per connection."""
+    connection = _active_connection(connection_id)
+    if connection is None:
+        return None
+    try:
+        result: dict[str, Any] = run(connection=connection, triggered_by=triggered_by)
+    except sync.SyncAlreadyRunning:
+        logger.info("%s sync of %s is already running", what, connection_id)
+        return None
+    return result
+
+
 @app.task(
     base=SyncTask,
     name="amazon.sync_listings",
@@ -48,14 +61,7 @@ def _active_connection(connection_id: str) -> SellerConnection | None:
     time_limit=SYNC_TIME_LIMIT,
 )
 def sync_listings_task(*, connection_id: str, triggered_by: str = "schedule") -> dict[str, Any] | None:
-    connection = _active_connection(connection_id)
-    if connection is None:
-        return None
-    try:
-        return sync.sync_listings(connection=connection, triggered_by=triggered_by)
-    except sync.SyncAlreadyRunning:
-        logger.info("listings sync of %s is already running", connection_id)
-        return None
+    return _run_sync("listings", sync.sync_listings, connection_id, triggered_by)
 
 
 @app.task(
@@ -66,14 +72,7 @@ def sync_listings_task(*, connection_id: str, triggered_by: str = "schedule") ->
     time_limit=SYNC_TIME_LIMIT,
 )
 def sync_offers_task(*, connection_id: str, triggered_by: str = "schedule") -> dict[str, Any] | None:
-    connection = _active_connection(connection_id)
-    if connection is None:
-        return None
-    try:
-        return sync.sync_offers(connection=connection, triggered_by=triggered_by)
-    except sync.SyncAlreadyRunning:
-        logger.info("offers sync of %s is already running", connection_id)
-        return None
+    return _run_sync("offers", sync.sync_offers, connection_id, triggered_by)
 
 
 @app.task(
@@ -84,14 +83,7 @@ def sync_offers_task(*, connection_id: str, triggered_by: str = "schedule") -> d
     time_limit=SYNC_TIME_LIMIT,
 )
 def sync_orders_task(*, connection_id: str, triggered_by: str = "schedule") -> dict[str, Any] | None:
-    connection = _active_connection(connection_id)
-    if connection is None:
-        return None
-    try:
-        return sync_orders.sync_orders(connection=connection, triggered_by=triggered_by)
-    except sync.SyncAlreadyRunning:
-        logger.info("orders sync of %s is already running", connection_id)
-        return None
+    return _run_sync("orders", sync_orders.sync_orders, connection_id, triggered_by)
 
 
 @app.task(
@@ -104,14 +96,7 @@ def sync_orders_task(*, connection_id: str, triggered_by: str = "schedule") -> d
 def sync_financial_events_task(
     *, connection_id: str, triggered_by: str = "schedule"
 ) -> dict[str, Any] | None:
-    connection = _active_connection(connection_id)
-    if connection is None:
-        return None
-    try:
-        return sync_orders.sync_financial_events(connection=connection, triggered_by=triggered_by)
-    except sync.SyncAlreadyRunning:
-        logger.info("financial events sync of %s is already running", connection_id)
-        return None
+    return _run_sync("financial events", sync_orders.sync_financial_events, connection_id, triggered_by)
 
 
 def _fan_out(task: Any) -> int:
