@@ -2,10 +2,11 @@
 
 from django.urls import path
 
-from amazon import api
+from amazon import ads_views, api
 
 urlpatterns = [
     path("connections", api.ConnectionCollectionView.as_view(), name="connection-list"),
     path("connections/consent-url", api.ConsentUrlView.as_view(), name="connection-consent-url"),
     path("connections/<uuid:public_id>", api.ConnectionDetailView.as_view(), name="connection-detail"),
+    path("connections/<uuid:public_id>/ads", ads_views.AdsAuthorizationView.as_view(), name="connection-ads"),
 ]

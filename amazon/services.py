@@ -608,3 +608,191 @@ def seller_route_sync(connection: SellerConnection) -> None:
             "tenant_id": connection.tenant_id,
         },
     )
+
+
+# --- Amazon Ads API authorisation ---------------------------------------------------------------------
+
+#: Ads profile types stored (agency profiles manage other advertisers' accounts).
+ADS_PROFILE_TYPES = ("seller", "vendor")
+
+
+def _ads_profiles_of(connection: SellerConnection) -> list[dict[str, Any]]:
+    """The advertising profiles the connection's (unsaved) Ads grant reaches, through the one Ads client
+    factory: the verification call. AmazonConnectionError with a stable code on any refusal."""
+    import requests
+    from ad_api.api import Profiles
+    from ad_api.base.exceptions import AdvertisingApiException
+
+    from amazon.ads_clients import ads_api_client
+    from amazon.ads_tokens import AdsNotAuthorized, AdsReauthorizationRequired
+    from amazon.tokens import LwaError, TokenError
+
+    try:
+        client = ads_api_client(Profiles, connection, None, sleep=lambda seconds: None)
+        payload = client.list_profiles().payload
+    except AdsReauthorizationRequired:
+        raise AmazonConnectionError(
+            "Amazon did not accept this Ads refresh token (revoked, expired, or issued to another app). "
+            "Authorise SellerPilot for Amazon Ads again and paste the new token.",
+            code="invalid_ads_token",
+        ) from None
+    except LwaError as error:
+        if error.error in ("invalid_client", "invalid_request", "unauthorized_client"):
+            raise AmazonConnectionError(
+                "Amazon did not accept this Ads refresh token for this app.", code="invalid_ads_token"
+            ) from None
+        raise _lwa_unavailable(error) from None
+    except AdsNotAuthorized:
+        raise AmazonConnectionError("Enter the Ads refresh token.", code="missing_credentials") from None
+    except AdvertisingApiException as error:
+        status = int(error.code or 0)
+        if status in (401, 403):
+            raise AmazonConnectionError(
+                "Amazon Ads refused access with this token. Check that it was issued for the Advertising "
+                "API (scope advertising::campaign_management).",
+                code="verification_failed",
+            ) from None
+        if 400 <= status < 500 and status != 429:
+            raise AmazonConnectionError(
+                f"Amazon Ads refused the check call ({status}).", code="verification_failed"
+            ) from None
+        logger.warning("verifying an Ads authorisation failed: %s", status)
+        raise AmazonConnectionError(
+            "Amazon Ads did not answer the check call. Nothing was saved; try again in a few minutes.",
+            code="amazon_unavailable",
+            status=503,
+        ) from None
+    except (TokenError, requests.RequestException) as error:
+        logger.warning("verifying an Ads authorisation failed: %s", type(error).__name__)
+        raise AmazonConnectionError(
+            "Amazon Ads did not answer the check call. Nothing was saved; try again in a few minutes.",
+            code="amazon_unavailable",
+            status=503,
+        ) from None
+    profiles: list[dict[str, Any]] = []
+    for entry in payload if isinstance(payload, list) else []:
+        if not isinstance(entry, dict) or entry.get("profileId") in (None, ""):
+            continue
+        account = entry.get("accountInfo") or {}
+        if account.get("type", "seller") not in ADS_PROFILE_TYPES:
+            continue
+        profiles.append(
+            {
+                "profile_id": str(entry["profileId"])[:32],
+                "marketplace_id": str(account.get("marketplaceStringId") or "")[:20],
+                "country_code": str(entry.get("countryCode") or "")[:2],
+                "currency_code": str(entry.get("currencyCode") or "")[:3],
+                "name": str(account.get("name") or "")[:200],
+            }
+        )
+    return profiles
+
+
+def ads_connect(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    actor_role: str,
+    connection: SellerConnection,
+    ads_refresh_token: str,
+) -> SellerConnection:
+    """Authorise the Amazon Ads API for `connection` with an Ads refresh token: verified with a real call
+    (list the seller's advertising profiles) before anything is stored; then, in one transaction, the
+    token is stored encrypted, the profiles are upserted (those no longer listed are disabled) and the
+    change is audited. A wrong token raises AmazonConnectionError and stores nothing."""
+    from amazon.ads_tokens import invalidate_ads_access_token
+    from amazon.models import AdsProfile
+
+    _require(actor_role)
+    if connection.tenant_id != tenant.pk:
+        raise AmazonConnectionError("No such connection.", code="not_found", status=404)
+    if connection.status == SellerConnection.Status.DISCONNECTED:
+        raise AmazonConnectionError(
+            "This connection is disconnected. Connect the seller account again first.",
+            code="connection_disconnected",
+            status=409,
+        )
+    token = (ads_refresh_token or "").strip()
+    if not token:
+        raise AmazonConnectionError("Enter the Ads refresh token.", code="missing_credentials")
+    # Verify on an unsaved copy (same public id: the ciphertext is bound to it); a cached Ads access token
+    # of an earlier grant must not answer for the new one.
+    probe = SellerConnection.objects.get(pk=connection.pk)
+    probe.set_secret("ads_refresh_token", token)
+    invalidate_ads_access_token(probe.public_id)
+    try:
+        profiles = _ads_profiles_of(probe)
+    except AmazonConnectionError:
+        invalidate_ads_access_token(probe.public_id)
+        raise
+    public_id = probe.public_id
+    try:
+        with transaction.atomic():
+            locked = SellerConnection.objects.select_for_update(of=("self",)).get(pk=connection.pk)
+            if locked.status == SellerConnection.Status.DISCONNECTED:
+                raise AmazonConnectionError(
+                    "This connection was disconnected meanwhile.", code="connection_disconnected", status=409
+                )
+            had_token = bool(locked.ads_refresh_token_encrypted)
+            locked.set_secret("ads_refresh_token", token)
+            locked.save(update_fields=["ads_refresh_token_encrypted", "updated_at"])
+            listed = []
+            for values in profiles:
+                profile_id = values.pop("profile_id")
+                AdsProfile.objects.update_or_create(
+                    tenant=locked.tenant,
+                    connection=locked,
+                    profile_id=profile_id,
+                    defaults={**values, "is_enabled": True},
+                )
+                listed.append(profile_id)
+            disabled = (
+                AdsProfile.objects.filter(connection=locked, is_enabled=True)
+                .exclude(profile_id__in=listed)
+                .update(is_enabled=False, updated_at=timezone.now())
+            )
+            audit_record(
+                actor=actor,
+                action="amazon.ads_connect",
+                target=locked,
+                changes={
+                    "ads_credentials": "(changed)" if had_token else "(set)",
+                    "ads_profiles": listed,
+                    "ads_profiles_disabled": disabled,
+                },
+            )
+    except BaseException:
+        invalidate_ads_access_token(public_id)
+        raise
+    return locked
+
+
+@transaction.atomic
+def ads_disconnect(
+    *, tenant: Tenant, actor: User | None, actor_role: str, connection: SellerConnection
+) -> SellerConnection:
+    """Withdraw the Ads API authorisation: the Ads refresh token is deleted at once, the connection's
+    Ads profiles are disabled (kept for history) and the cached Ads access token is dropped on commit.
+    The SP-API side is untouched. Harmless when Ads is not connected."""
+    from amazon.ads_tokens import invalidate_ads_access_token
+    from amazon.models import AdsProfile
+
+    _require(actor_role)
+    if connection.tenant_id != tenant.pk:
+        raise AmazonConnectionError("No such connection.", code="not_found", status=404)
+    locked = SellerConnection.objects.select_for_update(of=("self",)).get(pk=connection.pk)
+    disabled = AdsProfile.objects.filter(connection=locked, is_enabled=True).update(
+        is_enabled=False, updated_at=timezone.now()
+    )
+    if locked.ads_refresh_token_encrypted or disabled:
+        locked.set_secret("ads_refresh_token", None)
+        locked.save(update_fields=["ads_refresh_token_encrypted", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="amazon.ads_disconnect",
+            target=locked,
+            changes={"ads_credentials": "(deleted)", "ads_profiles_disabled": disabled},
+        )
+    public_id = locked.public_id
+    transaction.on_commit(lambda: invalidate_ads_access_token(public_id))
+    return locked

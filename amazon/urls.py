@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from amazon import views
+from amazon import ads_views, views
 
 app_name = "amazon"
 
@@ -16,5 +16,14 @@ urlpatterns = [
         "connections/<uuid:public_id>/disconnect/",
         views.connection_disconnect_view,
         name="connection_disconnect",
+    ),
+    path("connections/<uuid:public_id>/ads/", ads_views.ads_connection, name="connection_ads"),
+    path(
+        "connections/<uuid:public_id>/ads/connect/", ads_views.ads_connect_view, name="connection_ads_connect"
+    ),
+    path(
+        "connections/<uuid:public_id>/ads/disconnect/",
+        ads_views.ads_disconnect_view,
+        name="connection_ads_disconnect",
     ),
 ]

@@ -28,6 +28,7 @@ from accounts.models import ApiKey, Invitation, Membership, User
 from accounts.roles import Role
 from accounts.services import api_key_create, invitation_create
 from accounts.tokens import token_issue
+from amazon.simulator.ads import DEMO_ADS_REFRESH_TOKEN
 from amazon.simulator.market import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SELLER_ID
 from amazon.simulator.testing import start_simulator
 from amazon.tests.factories import make_connection
@@ -179,6 +180,11 @@ MATRIX: dict[str, dict[str, Rule]] = {
         "GET": api(EVERY_ROLE, obj="connection"),
         "DELETE": api(MANAGERS, ok=204, obj="connection"),
     },
+    "api:connection-ads": {
+        "GET": api(EVERY_ROLE, obj="connection"),
+        "POST": api(MANAGERS, obj="connection", body=lambda w: {"ads_refresh_token": DEMO_ADS_REFRESH_TOKEN}),
+        "DELETE": api(MANAGERS, ok=204, obj="connection"),
+    },
     # Sign-in and account pages
     # Signed-in visitors are sent on to the dashboard.
     "accounts:login": {"GET": Rule(allowed=EVERY_ROLE, ok=302, anonymous=200, staff=302, outsider=302)},
@@ -238,10 +244,22 @@ MATRIX: dict[str, dict[str, Rule]] = {
         "GET": page(MANAGERS, obj="connection"),
         "POST": page(MANAGERS, ok=302, obj="connection"),
     },
+    "amazon:connection_ads": {"GET": page(EVERY_ROLE, obj="connection")},
+    "amazon:connection_ads_connect": {
+        "POST": page(
+            MANAGERS, ok=302, obj="connection", body=lambda w: {"ads_refresh_token": DEMO_ADS_REFRESH_TOKEN}
+        ),
+    },
+    "amazon:connection_ads_disconnect": {"POST": page(MANAGERS, ok=302, obj="connection")},
 }
 
 # Operations that call Amazon (to verify credentials): each runs against a fresh simulator.
-SIMULATED = {("api:connection-list", "POST"), ("amazon:connect", "POST")}
+SIMULATED = {
+    ("api:connection-list", "POST"),
+    ("amazon:connect", "POST"),
+    ("api:connection-ads", "POST"),
+    ("amazon:connection_ads_connect", "POST"),
+}
 
 # Routes whose URL carries a one-time secret; they have their own tests (accounts/tests/test_views.py)
 # and are checked here only for "a forged link shows nothing".
@@ -322,7 +340,11 @@ def test_access(route: str, method: str, visitor: str, side: str) -> None:
             simulator = start_simulator()
             stack.callback(simulator.server.stop)
             stack.enter_context(
-                override_settings(LWA_TOKEN_URL=simulator.lwa_url, SP_API_ENDPOINT=simulator.base_url)
+                override_settings(
+                    LWA_TOKEN_URL=simulator.lwa_url,
+                    SP_API_ENDPOINT=simulator.base_url,
+                    ADS_API_ENDPOINT=simulator.base_url,
+                )
             )
         _check_access(route, method, visitor, side)
 

@@ -45,6 +45,7 @@ class Command(BaseCommand):
         verb = "created" if created else "already there"
         self.stdout.write(f"Demo data {verb}: {', '.join(slug for _, slug in DEMO_TENANTS)}")
         self.stdout.write(seed_demo_connection())
+        self.stdout.write(seed_demo_ads_connection())
         self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
@@ -122,3 +123,52 @@ def seed_demo_connection() -> str:
         return f"Demo Amazon connection not made: {error.message}"
     markets = ", ".join(m["country_code"] for m in connection.marketplaces)
     return f"Demo Amazon connection made to the simulator's seller {DEMO_SELLER_ID} ({markets})."
+
+
+def seed_demo_ads_connection() -> str:
+    """Authorise the Ads API on the demo connection with the simulator's demo Ads refresh token (verified
+    by listing its advertising profiles), unless it is authorised already. Returns what happened."""
+    import httpx
+
+    from amazon.models import Region, SellerConnection
+    from amazon.services import AmazonConnectionError, ads_connect
+    from amazon.simulator.ads import DEMO_ADS_REFRESH_TOKEN
+    from amazon.simulator.market import DEMO_SELLER_ID
+    from tenants.context import tenant_context
+
+    simulator = settings.SIMULATOR_URL
+    if not simulator:
+        return "Demo Amazon Ads skipped: no simulator configured (SIMULATOR_URL)."
+    tenant = Tenant.objects.get(slug=DEMO_TENANTS[0][1])
+    user = User.objects.get(email=DEMO_EMAIL)
+    with tenant_context(tenant):
+        connection = SellerConnection.objects.filter(
+            region=Region.NA, selling_partner_id=DEMO_SELLER_ID, status=SellerConnection.Status.ACTIVE
+        ).first()
+        if connection is None:
+            return "Demo Amazon Ads skipped: the demo Amazon connection is not there."
+        if (
+            connection.ads_refresh_token_encrypted
+            and connection.ads_profiles.filter(is_enabled=True).exists()
+        ):
+            return "Demo Amazon Ads already there."
+    try:
+        httpx.get(f"{simulator}/_simulator/state", timeout=2).raise_for_status()
+    except httpx.HTTPError:
+        return (
+            f"Demo Amazon Ads skipped: the simulator at {simulator} is not reachable. Start it with "
+            "`python -m amazon.simulator` (make run does) and run `manage.py seed_demo` again."
+        )
+    try:
+        with tenant_context(tenant):
+            ads_connect(
+                tenant=tenant,
+                actor=user,
+                actor_role=Role.OWNER,
+                connection=connection,
+                ads_refresh_token=DEMO_ADS_REFRESH_TOKEN,
+            )
+            count = connection.ads_profiles.filter(is_enabled=True).count()
+    except AmazonConnectionError as error:
+        return f"Demo Amazon Ads not connected: {error.message}"
+    return f"Demo Amazon Ads connected: {count} advertising profiles."
