@@ -1,4 +1,5 @@
-"""REST API for seller connections (/api/v1/connections...).
+"""REST API for seller connections (/api/v1/connections...) and the synchronised data (/api/v1/listings,
+/api/v1/orders).
 
 Secrets are write-only: the create body takes them, no response ever contains them (the output
 serializer lists its fields explicitly and has none). `AmazonConnectionError` from the services becomes
@@ -19,10 +20,18 @@ from rest_framework.views import APIView
 from accounts.api import IDEMPOTENCY_KEY, ListCreateApiView
 from accounts.authentication import AuthContext
 from accounts.permissions import auth_context
-from accounts.roles import Permission
-from amazon import selectors, services
-from amazon.models import Region, SellerConnection
-from config.api import WRITE_ERRORS, ApiError, InputSerializer, StrictCharField, error_responses, parse_query
+from accounts.roles import Permission, role_allows
+from amazon import selectors, seller_data, services
+from amazon.models import FinancialEvent, Listing, Order, Region, SellerConnection
+from config.api import (
+    WRITE_ERRORS,
+    ApiError,
+    CursorPagination,
+    InputSerializer,
+    StrictCharField,
+    error_responses,
+    parse_query,
+)
 
 # --- Serializers ----------------------------------------------------------------------------------------
 
@@ -274,3 +283,218 @@ class ConsentUrlView(ConnectionsApiView, generics.GenericAPIView):
             redirect_uri=serializer.validated_data.get("redirect_uri", ""),
         )
         return Response({"url": url, "expires_in": settings.SP_API_CONSENT_MAX_AGE_SECONDS})
+
+
+# --- The synchronised seller data: listings and orders (/api/v1/listings, /api/v1/orders) -----------------
+#
+# Money (order totals, item prices, fees, refunds) is only for roles with Permission.SEE_MONEY: for the
+# others the money fields are left out of the response (they are optional in the schema). Listing and
+# Buy Box prices are public on Amazon and shown to every role.
+
+_MONEY_HELP = "Left out for roles without the see_money permission."
+
+
+def _money(help_text: str = "") -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        required=False,
+        allow_null=True,
+        help_text=f"{help_text} {_MONEY_HELP}".strip(),
+    )
+
+
+class _MoneyAwareSerializer(serializers.Serializer):
+    money_fields: tuple[str, ...] = ()
+
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)
+        if not self.context.get("see_money", False):
+            for name in self.money_fields:
+                data.pop(name, None)
+        return data
+
+
+class ListingSerializer(serializers.Serializer):
+    public_id = serializers.UUIDField(read_only=True)
+    connection = serializers.UUIDField(source="connection.public_id", read_only=True)
+    marketplace_id = serializers.CharField(read_only=True)
+    sku = serializers.CharField(read_only=True)
+    asin = serializers.CharField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True, allow_null=True)
+    currency = serializers.CharField(read_only=True)
+    quantity = serializers.IntegerField(read_only=True, allow_null=True)
+    fulfillment_channel = serializers.CharField(read_only=True, help_text="AFN (FBA), MFN, or empty.")
+    condition = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=Listing.Status.choices, read_only=True)
+    buy_box_price = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        read_only=True,
+        allow_null=True,
+        help_text="Buy Box listing price in the latest offers snapshot (null: no Buy Box or not checked).",
+    )
+    buy_box_currency = serializers.CharField(read_only=True, allow_null=True)
+    we_hold_buy_box = serializers.BooleanField(
+        read_only=True, allow_null=True, help_text="From the latest offers snapshot; null before the first."
+    )
+    offers_observed_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_synced_at = serializers.DateTimeField(read_only=True)
+
+
+class ListingFilterSerializer(InputSerializer):
+    q = StrictCharField(required=False, allow_blank=True, max_length=200, help_text="In SKU, ASIN or title.")
+    status = serializers.ChoiceField(choices=Listing.Status.choices, required=False)
+
+
+class OrderSerializer(_MoneyAwareSerializer):
+    money_fields = ("order_total",)
+
+    public_id = serializers.UUIDField(read_only=True)
+    connection = serializers.UUIDField(source="connection.public_id", read_only=True)
+    marketplace_id = serializers.CharField(read_only=True)
+    amazon_order_id = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=Order.Status.choices, read_only=True)
+    purchase_date = serializers.DateTimeField(read_only=True)
+    last_update_date = serializers.DateTimeField(read_only=True)
+    fulfillment_channel = serializers.CharField(read_only=True)
+    order_total = _money("Null while the order is Pending.")
+    currency = serializers.CharField(read_only=True)
+    number_of_items_shipped = serializers.IntegerField(read_only=True)
+    number_of_items_unshipped = serializers.IntegerField(read_only=True)
+
+
+class OrderItemSerializer(_MoneyAwareSerializer):
+    money_fields = ("item_price", "item_tax", "shipping_price")
+
+    order_item_id = serializers.CharField(read_only=True)
+    sku = serializers.CharField(read_only=True)
+    asin = serializers.CharField(read_only=True)
+    title = serializers.CharField(read_only=True)
+    quantity_ordered = serializers.IntegerField(read_only=True)
+    quantity_shipped = serializers.IntegerField(read_only=True)
+    item_price = _money("For the whole line.")
+    item_tax = _money()
+    shipping_price = _money()
+    currency = serializers.CharField(read_only=True)
+
+
+class FinancialEventSerializer(_MoneyAwareSerializer):
+    money_fields = ("principal", "tax", "shipping", "referral_fee", "fba_fee", "other", "total")
+
+    kind = serializers.ChoiceField(choices=FinancialEvent.Kind.choices, read_only=True)
+    posted_date = serializers.DateTimeField(read_only=True)
+    adjustment_type = serializers.CharField(read_only=True)
+    sku = serializers.CharField(read_only=True)
+    quantity = serializers.IntegerField(read_only=True)
+    currency = serializers.CharField(read_only=True)
+    principal = _money("Signed as Amazon posts it (charges are negative).")
+    tax = _money()
+    shipping = _money()
+    referral_fee = _money()
+    fba_fee = _money()
+    other = _money("Other charges and fees, promotions, reimbursements.")
+    total = _money("What the line moved in the seller's balance.")
+
+
+class OrderDetailSerializer(OrderSerializer):
+    items = OrderItemSerializer(many=True, read_only=True, source="items.all")
+    financial_events = FinancialEventSerializer(
+        many=True,
+        read_only=True,
+        source="financial_events_list",
+        help_text="Shipment fees, refunds and adjustments posted for the order, oldest first.",
+    )
+
+
+class OrderFilterSerializer(InputSerializer):
+    status = serializers.ChoiceField(choices=Order.Status.choices, required=False)
+
+
+class ListingPagination(CursorPagination):
+    ordering = ("sku", "id")
+
+
+class OrderPagination(CursorPagination):
+    ordering = ("-purchase_date", "-id")
+
+
+class SellerDataApiView(generics.GenericAPIView):
+    @property
+    def caller(self) -> AuthContext:
+        return auth_context(self.request)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["see_money"] = role_allows(self.caller.role, Permission.SEE_MONEY)
+        return context
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="listings_list",
+        parameters=[ListingFilterSerializer],
+        responses={200: ListingSerializer(many=True), **error_responses(400, 403, 404)},
+        tags=["amazon"],
+        description="The seller's listings (one per SKU and marketplace), ordered by SKU, with the Buy Box "
+        "from the latest offers snapshot. `q` searches SKU, ASIN and title.",
+    )
+)
+class ListingListView(SellerDataApiView, generics.ListAPIView):
+    required_permissions = {"GET": Permission.VIEW_DASHBOARD}
+    serializer_class = ListingSerializer
+    pagination_class = ListingPagination
+
+    def get_queryset(self) -> Any:
+        filters = parse_query(self.request, ListingFilterSerializer)
+        auth = self.caller
+        return seller_data.listing_list(
+            tenant=auth.tenant, user=auth.user, q=filters.get("q", ""), status=filters.get("status", "")
+        )
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="orders_list",
+        parameters=[OrderFilterSerializer],
+        responses={200: OrderSerializer(many=True), **error_responses(400, 403, 404)},
+        tags=["amazon"],
+        description="Amazon orders, newest purchase first. `order_total` is left out for roles without "
+        "the see_money permission.",
+    )
+)
+class OrderListView(SellerDataApiView, generics.ListAPIView):
+    required_permissions = {"GET": Permission.VIEW_DASHBOARD}
+    serializer_class = OrderSerializer
+    pagination_class = OrderPagination
+
+    def get_queryset(self) -> Any:
+        filters = parse_query(self.request, OrderFilterSerializer)
+        auth = self.caller
+        return seller_data.order_list(tenant=auth.tenant, user=auth.user, status=filters.get("status", ""))
+
+
+class OrderDetailView(SellerDataApiView):
+    required_permissions = {"GET": Permission.VIEW_DASHBOARD}
+    serializer_class = OrderDetailSerializer
+
+    @extend_schema(
+        operation_id="orders_retrieve",
+        parameters=[
+            OpenApiParameter("public_id", UUID, OpenApiParameter.PATH, description="The order's public_id.")
+        ],
+        responses={200: OrderDetailSerializer, **error_responses(403, 404)},
+        tags=["amazon"],
+        description="One order with its items and financial events (shipment fees, refunds, adjustments). "
+        "Money fields are left out for roles without the see_money permission.",
+    )
+    def get(self, request: Request, public_id: UUID) -> Response:
+        auth = self.caller
+        try:
+            order = seller_data.order_get(tenant=auth.tenant, public_id=public_id, user=auth.user)
+        except Order.DoesNotExist:
+            raise exceptions.NotFound("Not found.") from None
+        order.financial_events_list = list(seller_data.order_financial_events(order=order))  # type: ignore[attr-defined]
+        serializer = OrderDetailSerializer(order, context=self.get_serializer_context())
+        return Response(serializer.data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from accounts.forms import NoColonLabels
-from amazon.models import Region
+from amazon.models import Listing, Order, Region
 
 _SECRET_ATTRS = {"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
 
@@ -46,4 +46,17 @@ class OwnAppForm(NoColonLabels, forms.Form):
         max_length=2000,
         widget=forms.PasswordInput(attrs=_SECRET_ATTRS),
         help_text="From authorising your app for this seller account (self-authorisation).",
+    )
+
+
+class ListingFilterForm(NoColonLabels, forms.Form):
+    q = forms.CharField(label="Search", required=False, max_length=200, help_text="SKU, ASIN or title.")
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "All statuses"), *Listing.Status.choices]
+    )
+
+
+class OrderFilterForm(NoColonLabels, forms.Form):
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "All statuses"), *Order.Status.choices]
     )

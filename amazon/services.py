@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Permission, role_allows
+from amazon.initial_sync import initial_sync_enqueue
 from amazon.models import Region, SellerConnection
 from config.redis import redis_client
 from tenants.audit import audit_record
@@ -538,6 +539,7 @@ def _create(
         },
     )
     seller_route_sync(connection)  # its notifications now reach this tenant
+    initial_sync_enqueue(connection)  # after commit: its data shows within a minute
     return connection
 
 
@@ -577,6 +579,7 @@ def _reauthorize(
         },
     )
     seller_route_sync(locked)
+    initial_sync_enqueue(locked)
     return locked
 
 

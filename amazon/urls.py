@@ -1,4 +1,4 @@
-"""Dashboard pages for Amazon seller connections (included by config/urls.py)."""
+"""Dashboard pages for Amazon seller connections, listings and orders (included by config/urls.py)."""
 
 from django.urls import path
 
@@ -26,4 +26,7 @@ urlpatterns = [
         ads_views.ads_disconnect_view,
         name="connection_ads_disconnect",
     ),
+    path("listings/", views.listing_list, name="listings"),
+    path("orders/", views.order_list, name="orders"),
+    path("orders/<uuid:public_id>/", views.order_detail, name="order_detail"),
 ]

@@ -1,5 +1,5 @@
 """Dashboard pages for seller connections: list, connect (Seller Central consent or own app), the consent
-callback, detail with the quota state, disconnect.
+callback, detail with the quota state, disconnect; and the synchronised data: listings, orders.
 
 Views parse input, rely on `@dashboard_page` for sign-in/MFA/membership/role, look connections up through
 `amazon.selectors` (tenant-filtered, guardian grants honoured: anything else is 404) and call one
@@ -14,6 +14,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,9 +23,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import User
 from accounts.pages import dashboard_page
 from accounts.roles import Permission, role_allows
-from amazon import selectors, services
-from amazon.forms import ConsentStartForm, OwnAppForm
-from amazon.models import Region, SellerConnection
+from amazon import selectors, seller_data, services
+from amazon.forms import ConsentStartForm, ListingFilterForm, OrderFilterForm, OwnAppForm
+from amazon.models import Order, Region, SellerConnection
 from amazon.ratelimit import QuotaState
 
 # The inline quota chart (server-rendered SVG, no script): geometry in viewBox units.
@@ -247,3 +248,92 @@ def connection_disconnect_view(request: HttpRequest, public_id: UUID) -> HttpRes
         f"data will be purged{purge}.",
     )
     return redirect("amazon:connections")
+
+
+# --- The seller's data: listings and orders -----------------------------------------------------------
+
+DATA_PAGE_SIZE = 50
+
+
+def _has_connections(request: HttpRequest) -> bool:
+    return selectors.seller_connection_list(
+        tenant=request.tenant,  # type: ignore[attr-defined]
+        user=request.user,  # type: ignore[arg-type]
+    ).exists()
+
+
+@dashboard_page(Permission.VIEW_DASHBOARD)
+@require_GET
+def listing_list(request: HttpRequest) -> HttpResponse:
+    form = ListingFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    listings = seller_data.listing_list(
+        tenant=request.tenant,  # type: ignore[attr-defined]
+        user=request.user,  # type: ignore[arg-type]
+        q=filters.get("q", ""),
+        status=filters.get("status", ""),
+    )
+    if form.is_bound and not form.is_valid():
+        listings = listings.none()
+    page = Paginator(listings, DATA_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "amazon/listings.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": bool(filters.get("q") or filters.get("status")),
+            "has_connections": bool(page.object_list) or _has_connections(request),
+        },
+    )
+
+
+@dashboard_page(Permission.VIEW_DASHBOARD)
+@require_GET
+def order_list(request: HttpRequest) -> HttpResponse:
+    _, role = _actor(request)
+    form = OrderFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    orders = seller_data.order_list(
+        tenant=request.tenant,  # type: ignore[attr-defined]
+        user=request.user,  # type: ignore[arg-type]
+        status=filters.get("status", ""),
+    )
+    if form.is_bound and not form.is_valid():
+        orders = orders.none()
+    page = Paginator(orders, DATA_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "amazon/orders.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": bool(filters.get("status")),
+            "see_money": role_allows(role, Permission.SEE_MONEY),
+            "has_connections": bool(page.object_list) or _has_connections(request),
+        },
+    )
+
+
+@dashboard_page(Permission.VIEW_DASHBOARD)
+@require_GET
+def order_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    _, role = _actor(request)
+    try:
+        order = seller_data.order_get(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            public_id=public_id,
+            user=request.user,  # type: ignore[arg-type]
+        )
+    except Order.DoesNotExist:
+        raise Http404("No such order.") from None
+    return render(
+        request,
+        "amazon/order_detail.html",
+        {
+            "order": order,
+            "items": list(order.items.all()),
+            "events": list(seller_data.order_financial_events(order=order)),
+            "see_money": role_allows(role, Permission.SEE_MONEY),
+        },
+    )

@@ -311,7 +311,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # validatorUrl null: no request to a third-party validator; nothing persisted in localStorage.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": False, "validatorUrl": None},
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.roles.Role", "ThemeEnum": "accounts.models.User.Theme"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.roles.Role",
+        "ThemeEnum": "accounts.models.User.Theme",
+        "SellerConnectionStatusEnum": "amazon.models.SellerConnection.Status",
+        "ListingStatusEnum": "amazon.models.Listing.Status",
+        "OrderStatusEnum": "amazon.models.Order.Status",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from accounts.tokens import token_issue
 from amazon.simulator.ads import DEMO_ADS_REFRESH_TOKEN
 from amazon.simulator.market import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SELLER_ID
 from amazon.simulator.testing import start_simulator
+from amazon.tests.data_factories import make_listing, make_order
 from amazon.tests.factories import make_connection
 from tenants.audit import audit_record
 from tenants.context import tenant_context
@@ -87,6 +88,12 @@ def build_world() -> World:
         world.objects.setdefault("api_key", {})[side] = key
         world.objects.setdefault("connection", {})[side] = make_connection(
             tenant, name=f"Store {canary}", refresh_token=f"Atzr|secret-{canary.lower()}"
+        )
+        connection = world.objects["connection"][side]
+        make_listing(connection, title=f"Widget {canary}")  # type: ignore[arg-type]
+        world.objects.setdefault("order", {})[side] = make_order(
+            connection,  # type: ignore[arg-type]
+            amazon_order_id=f"111-{canary}",
         )
     return world
 
@@ -185,6 +192,9 @@ MATRIX: dict[str, dict[str, Rule]] = {
         "POST": api(MANAGERS, obj="connection", body=lambda w: {"ads_refresh_token": DEMO_ADS_REFRESH_TOKEN}),
         "DELETE": api(MANAGERS, ok=204, obj="connection"),
     },
+    "api:listing-list": {"GET": api(EVERY_ROLE)},
+    "api:order-list": {"GET": api(EVERY_ROLE)},
+    "api:order-detail": {"GET": api(EVERY_ROLE, obj="order")},
     # Sign-in and account pages
     # Signed-in visitors are sent on to the dashboard.
     "accounts:login": {"GET": Rule(allowed=EVERY_ROLE, ok=302, anonymous=200, staff=302, outsider=302)},
@@ -230,6 +240,10 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "dashboard:api_key_revoke": {"POST": page(MANAGERS, ok=302, obj="api_key")},
     "dashboard:audit_log": {"GET": page(MANAGERS)},
     "dashboard:company": {"GET": page(OWNERS), "POST": page(OWNERS, ok=302, body=lambda w: {})},
+    # The seller's synchronised data
+    "amazon:listings": {"GET": page(EVERY_ROLE)},
+    "amazon:orders": {"GET": page(EVERY_ROLE)},
+    "amazon:order_detail": {"GET": page(EVERY_ROLE, obj="order")},
     # Amazon accounts
     "amazon:connections": {"GET": page(EVERY_ROLE)},
     "amazon:connect": {
