@@ -9,8 +9,8 @@ from tenants.jobs import enqueue
 
 def initial_sync_enqueue(connection: SellerConnection) -> None:
     """Queue the listings, orders and financial events syncs of `connection` once the current transaction
-    commits (tenants.jobs.enqueue): a rolled-back connect queues nothing. Offers follow on their periodic
-    run, which needs the listings first."""
+    commits (tenants.jobs.enqueue): a rolled-back connect queues nothing. The listings sync queues the
+    first offers snapshot when it is done (offers need the listings)."""
     from amazon import tasks
 
     for task in (tasks.sync_listings_task, tasks.sync_orders_task, tasks.sync_financial_events_task):

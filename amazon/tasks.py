@@ -61,7 +61,13 @@ def _run_sync(what: str, run: Any, connection_id: str, triggered_by: str) -> dic
     time_limit=SYNC_TIME_LIMIT,
 )
 def sync_listings_task(*, connection_id: str, triggered_by: str = "schedule") -> dict[str, Any] | None:
-    return _run_sync("listings", sync.sync_listings, connection_id, triggered_by)
+    result = _run_sync("listings", sync.sync_listings, connection_id, triggered_by)
+    if result is not None and triggered_by == "connect":
+        # A new account's first offers snapshot needs its listings: take it right after them.
+        enqueue(
+            sync_offers_task, tenant=require_tenant(), connection_id=connection_id, triggered_by="connect"
+        )
+    return result
 
 
 @app.task(

@@ -65,3 +65,38 @@ def test_initial_sync_enqueued_after_commit(
         k["connection_id"] == str(connection.public_id) and k["tenant_id"] == tenant.pk for k in synced
     )
     assert tasks.sync_listings_task.name == "amazon.sync_listings"
+
+
+def test_the_first_listings_sync_queues_the_first_offers_snapshot(
+    simulator: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    tenant = make_tenant()
+    owner = make_member(tenant, Role.OWNER)
+    simulator.market.throttling = False
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def fake_apply_async(self: Any, *args: Any, kwargs: dict[str, Any] | None = None, **options: Any) -> None:
+        sent.append((self.name, kwargs or {}))
+
+    with (
+        override_settings(LWA_TOKEN_URL=simulator.lwa_url, SP_API_ENDPOINT=simulator.base_url),
+        mock.patch("celery.app.task.Task.apply_async", autospec=True, side_effect=fake_apply_async),
+    ):
+        with django_capture_on_commit_callbacks(execute=False):
+            connection = _connect(simulator, tenant, owner)
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.sync_listings_task.apply(
+                kwargs={
+                    "tenant_id": tenant.pk,
+                    "connection_id": str(connection.public_id),
+                    "triggered_by": "connect",
+                }
+            )
+        with django_capture_on_commit_callbacks(execute=True):
+            tasks.sync_listings_task.apply(
+                kwargs={"tenant_id": tenant.pk, "connection_id": str(connection.public_id)}
+            )
+    offers = [kwargs for name, kwargs in sent if name == "amazon.sync_offers"]
+    assert offers == [
+        {"tenant_id": tenant.pk, "connection_id": str(connection.public_id), "triggered_by": "connect"}
+    ]  # once: the scheduled listings run leaves offers to their own schedule
