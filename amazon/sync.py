@@ -18,9 +18,12 @@ Promises:
 - **Quota.** Every call goes through `amazon.clients.sp_api_client` (shared token bucket, retries on
   429/5xx), so a 429 storm slows the sync down rather than losing a page.
 
-Limits, as Amazon has them: searchListingsItems pages through at most 1,000 items per query. A
-catalogue above that is synced up to the limit, the run says so (`counts["search_limit_reached"]`), and
-removal detection is skipped for that marketplace; the merchant listings report is the way past it.
+Limits, as Amazon has them: searchListingsItems pages through at most 1,000 items per query. A pass
+that reaches it says so (`counts["search_limit_reached"]`), skips removal detection and hands the
+marketplace to the merchant listings report (GET_MERCHANT_LISTINGS_ALL_DATA, `_ListingsReport`), which
+lists every SKU; marketplaces where we hold 1,000 listings or more go to the report directly. The report
+id is kept in a `SyncCursor`, so a run that stops waiting for Amazon (or dies) is continued by the next
+run with the same report.
 Pages are ordered by SKU (stable while prices and stock change); a SKU created mid-pass may shift the
 pages and be seen twice (harmless: upsert) or be picked up by the next pass.
 """
@@ -28,19 +31,24 @@ pages and be seen twice (harmless: upsert) or be picked up by the next pass.
 from __future__ import annotations
 
 import contextlib
+import csv
+import gzip
+import io
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote, unquote
 
+import httpx
 from django.db.models import Q
 from django.utils import timezone
-from sp_api.api import ListingsItems, ProductsV0
+from sp_api.api import ListingsItems, ProductsV0, Reports
 
-from amazon.clients import RetryPolicy, marketplace_for, sp_api_client
+from amazon.clients import AmazonUnavailable, RetryPolicy, marketplace_for, sp_api_client
 from amazon.models import Listing, OfferSnapshot, SellerConnection, SyncCursor
 from config.redis import redis_client
 from tenants.context import require_tenant, tenant_context
@@ -75,9 +83,67 @@ LISTING_DATA_FIELDS = (
 #: Called after each committed page with the number of pages committed so far in this call.
 PageHook = Callable[[int], None]
 
+#: The report that lists every offer of the seller in a marketplace ("All Listings Report").
+LISTINGS_REPORT_TYPE = "GET_MERCHANT_LISTINGS_ALL_DATA"
+#: Report rows written per transaction.
+REPORT_BATCH_SIZE = 500
+#: Seconds between getReport polls (the last one repeats). Amazon takes seconds to many minutes.
+REPORT_POLL_DELAYS = (15.0, 30.0, 60.0, 120.0)
+#: How long one run waits for the report; past that the run ends and the next one polls the same report.
+REPORT_MAX_WAIT_SECONDS = 10 * 60
+#: The report has no currency column: the marketplace's.
+MARKETPLACE_CURRENCY = {
+    "ATVPDKIKX0DER": "USD",
+    "A2EUQ1WTGCTBG2": "CAD",
+    "A1AM78C64UM0Y8": "MXN",
+    "A2Q3Y263D00KWC": "BRL",
+    "A1F83G8C2ARO7P": "GBP",
+    "A1PA6795UKMFR9": "EUR",
+    "A13V1IB3VIYZZH": "EUR",
+    "APJ6JRA9NG5V4": "EUR",
+    "A1RKKUPIHCS9HS": "EUR",
+    "A1805IZSGTT6HS": "EUR",
+    "AMEN7PMS3EDWL": "EUR",
+    "A2NODRKZP88ZB9": "SEK",
+    "A1C3SOZRARQ6R3": "PLN",
+    "A33AVAJ2PDY3EV": "TRY",
+    "A2VIGQ35RCS4UG": "AED",
+    "A17E79C6D8DWNP": "SAR",
+    "ARBP9OOSHTCHU": "EGP",
+    "A21TJRUUN4KGV": "INR",
+    "A1VC38T7YXB528": "JPY",
+    "A39IBJ37TRP1C6": "AUD",
+    "A19VAU5U5O7RUS": "SGD",
+}
+#: The report's item-condition codes as the listings API's condition types.
+REPORT_CONDITIONS = {
+    "1": "used_like_new",
+    "2": "used_very_good",
+    "3": "used_good",
+    "4": "used_acceptable",
+    "5": "collectible_like_new",
+    "6": "collectible_very_good",
+    "7": "collectible_good",
+    "8": "collectible_acceptable",
+    "10": "refurbished_refurbished",
+    "11": "new_new",
+}
+#: Report status -> ours. "Inactive" offers (out of stock, suppressed) keep their detail page;
+#: "Incomplete" ones lack required data.
+REPORT_STATUSES = {
+    "active": Listing.Status.BUYABLE,
+    "inactive": Listing.Status.DISCOVERABLE,
+    "incomplete": Listing.Status.INACTIVE,
+}
+
 
 class SyncAlreadyRunning(Exception):
     """Another worker is running this sync for this connection right now."""
+
+
+class ReportFailed(Exception):
+    """Amazon could not produce the listings report (FATAL / CANCELLED) or sent one we cannot read; the
+    next run requests a new one."""
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
@@ -238,13 +304,23 @@ def _load_pass(connection: SellerConnection, marketplace_id: str) -> _Pass:
 def _upsert_page(
     connection: SellerConnection, marketplace_id: str, items: Sequence[dict[str, Any]], now: Any
 ) -> dict[str, int]:
-    """Write one page (inside the caller's transaction). Returns created/updated/unchanged counts."""
-    tenant = require_tenant()
+    """Write one searchListingsItems page (inside the caller's transaction)."""
     incoming: dict[str, dict[str, Any]] = {}
     for item in items:
         sku = str(item.get("sku") or "")
         if sku:
             incoming[sku] = listing_fields(item, marketplace_id)
+    return _upsert_listings(connection, marketplace_id, incoming, now)
+
+
+def _upsert_listings(
+    connection: SellerConnection, marketplace_id: str, incoming: dict[str, dict[str, Any]], now: Any
+) -> dict[str, int]:
+    """Write one batch of listings, `{sku: columns}` (inside the caller's transaction): one upsert for the
+    new and changed rows, a bare `last_synced_at` update for the unchanged. A column missing from a SKU's
+    columns keeps its stored value (None for a new row): the listings report has no FBA quantity, for
+    one. Returns created/updated/unchanged counts."""
+    tenant = require_tenant()
     existing = {
         row["sku"]: row
         for row in Listing.objects.filter(
@@ -254,8 +330,11 @@ def _upsert_page(
     write: list[Listing] = []
     unchanged_ids: list[int] = []
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    for sku, fields in incoming.items():
+    for sku, given in incoming.items():
         old = existing.get(sku)
+        fields = {
+            name: given[name] if name in given else (old or {}).get(name) for name in LISTING_DATA_FIELDS
+        }
         if old is not None and all(old[name] == fields[name] for name in LISTING_DATA_FIELDS):
             unchanged_ids.append(old["id"])
             counts["unchanged"] += 1
@@ -305,10 +384,17 @@ def sync_listings(
     page_size: int = LISTINGS_PAGE_SIZE,
     policy: RetryPolicy | None = None,
     after_page: PageHook | None = None,
+    use_report: bool | None = None,
+    report_batch_size: int = REPORT_BATCH_SIZE,
+    report_wait_seconds: float = REPORT_MAX_WAIT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, int]:
     """Bring the tenant's copy of `connection`'s listings up to date (resuming an interrupted pass).
 
-    Runs in the current tenant context, outside a transaction. Returns the run's counts."""
+    Per marketplace: searchListingsItems for small catalogues; the merchant listings report when a
+    search pass reaches Amazon's 1,000-item limit, when we already hold that many listings there, or
+    when a report is already under way (`use_report` True/False forces the choice). Runs in the current
+    tenant context, outside a transaction. Returns the run's counts."""
     with (
         _single_run(connection, "listings"),
         job_run("amazon.sync_listings", triggered_by=triggered_by) as run,
@@ -318,11 +404,34 @@ def sync_listings(
         pages = 0
         done_before = 0
         for marketplace_id in marketplace_ids or connection_marketplace_ids(connection):
-            pages, done = _sync_marketplace_listings(
-                connection, marketplace_id, run, page_size, policy, after_page, pages, done_before
+            report = _ListingsReport(
+                connection, marketplace_id, run, policy, report_batch_size, report_wait_seconds, sleep
             )
-            done_before += done
+            if use_report is None:
+                use_report_here = report.pending() or _known_large(connection, marketplace_id)
+            else:
+                use_report_here = use_report
+            if not use_report_here:
+                pages, done, limit_reached = _sync_marketplace_listings(
+                    connection, marketplace_id, run, page_size, policy, after_page, pages, done_before
+                )
+                use_report_here = limit_reached and use_report is None
+                if not use_report_here:
+                    done_before += done
+                    continue
+            done_before += report.sync(done_before)
         return dict(run.run.counts)
+
+
+def _known_large(connection: SellerConnection, marketplace_id: str) -> bool:
+    with tenant_context(require_tenant()):
+        held = (
+            Listing.objects.filter(connection=connection, marketplace_id=marketplace_id)
+            .exclude(status=Listing.Status.REMOVED)
+            .values("id")[:SEARCH_RESULT_LIMIT]
+            .count()
+        )
+    return held >= SEARCH_RESULT_LIMIT
 
 
 def _sync_marketplace_listings(
@@ -334,7 +443,8 @@ def _sync_marketplace_listings(
     after_page: PageHook | None,
     pages: int,
     done_before: int,
-) -> tuple[int, int]:
+) -> tuple[int, int, bool]:
+    """One searchListingsItems pass (or its rest). Returns (pages so far, items, limit reached?)."""
     client = sp_api_client(ListingsItems, connection, marketplace_id, policy=policy)
     state = _load_pass(connection, marketplace_id)
     if state.next_token:
@@ -365,7 +475,8 @@ def _sync_marketplace_listings(
                 _save_cursor(connection, state)
             else:
                 removed = 0
-                if total >= SEARCH_RESULT_LIMIT:
+                limit_reached = total >= SEARCH_RESULT_LIMIT
+                if limit_reached:
                     run.count("search_limit_reached")
                 else:
                     # Not reported during this whole pass: gone from Amazon.
@@ -388,7 +499,282 @@ def _sync_marketplace_listings(
         if after_page is not None:
             after_page(pages)
         if not next_token:
-            return pages, done
+            return pages, done, limit_reached
+
+
+# --- listings from the merchant listings report ----------------------------------------------------------
+
+
+def report_listing_fields(row: dict[str | None, Any], marketplace_id: str) -> dict[str, Any] | None:
+    """Our columns from one row of the "All Listings Report" (GET_MERCHANT_LISTINGS_ALL_DATA), or None
+    for a row we cannot read (cut short, extra fields, no SKU, a price or quantity that is no number).
+    FBA rows leave quantity empty (Amazon counts that stock elsewhere): the column is left out, so the
+    stored value stays."""
+    if row.get(None) or any(row.get(name) is None for name in ("seller-sku", "price", "quantity")):
+        return None
+    sku = str(row["seller-sku"]).strip()
+    if not sku:
+        return None
+    raw_price = str(row["price"]).strip()
+    price = _money(raw_price)
+    if raw_price and (price is None or price < 0):
+        return None
+    channel_code = str(row.get("fulfillment-channel") or "").strip().upper()
+    afn = bool(channel_code) and channel_code != "DEFAULT"
+    fields: dict[str, Any] = {
+        "sku": sku,
+        "asin": str(row.get("asin1") or "").strip()[:20],
+        "title": str(row.get("item-name") or "").strip()[:500],
+        "price": price,
+        "currency": MARKETPLACE_CURRENCY.get(marketplace_id, "") if price is not None else "",
+        "fulfillment_channel": Listing.FulfillmentChannel.AFN if afn else Listing.FulfillmentChannel.MFN,
+        "condition": REPORT_CONDITIONS.get(str(row.get("item-condition") or "").strip(), ""),
+        "status": REPORT_STATUSES.get(str(row.get("status") or "").strip().lower(), Listing.Status.INACTIVE),
+    }
+    raw_quantity = str(row["quantity"]).strip()
+    if raw_quantity:
+        try:
+            fields["quantity"] = max(int(raw_quantity), 0)
+        except ValueError:
+            return None
+    elif not afn:
+        fields["quantity"] = None
+    return fields
+
+
+class _ListingsReport:
+    """One marketplace's listings from GET_MERCHANT_LISTINGS_ALL_DATA.
+
+    Its cursor (kind `listings_report:<marketplace>`) holds the report id (`next_token`) from the moment
+    Amazon accepts the request, when it was requested (`pass_started_at`) and how many rows are written
+    (`position`): a run that ends while Amazon is still working, or dies half-way through the rows, is
+    taken up by the next run with the same report."""
+
+    def __init__(
+        self,
+        connection: SellerConnection,
+        marketplace_id: str,
+        run: RunRecorder,
+        policy: RetryPolicy | None,
+        batch_size: int,
+        wait_seconds: float,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.connection = connection
+        self.marketplace_id = marketplace_id
+        self.run = run
+        self.policy = policy
+        self.batch_size = max(batch_size, 1)
+        self.wait_seconds = wait_seconds
+        self.sleep = sleep
+        self.state = _Pass(marketplace_id, f"listings_report:{marketplace_id}", "", 0, None)
+        with tenant_context(require_tenant()):
+            cursor = SyncCursor.objects.filter(connection=connection, kind=self.state.kind).first()
+        if cursor is not None and cursor.next_token:
+            self.state.next_token = cursor.next_token
+            self.state.position = cursor.position
+            self.state.pass_started_at = cursor.pass_started_at
+
+    def pending(self) -> bool:
+        return bool(self.state.next_token)
+
+    def _save(self, *, completed_at: Any = None) -> None:
+        with tenant_context(require_tenant()):
+            _save_cursor(self.connection, self.state, completed_at=completed_at)
+
+    def _show_counts(self) -> None:
+        with tenant_context(require_tenant()):
+            self.run.run.save(update_fields=["counts", "updated_at"])
+
+    def sync(self, done_before: int) -> int:
+        """Request (or keep polling) the report and write it. Returns the rows written, 0 while Amazon is
+        still preparing it past `wait_seconds` (`counts["waiting_for_report"]`; the next run goes on)."""
+        client = sp_api_client(Reports, self.connection, self.marketplace_id, policy=self.policy)
+        self.run.count("report_passes")
+        if self.state.next_token:
+            self.run.count("resumed_reports")
+        else:
+            response = client.create_report(
+                reportType=LISTINGS_REPORT_TYPE, marketplaceIds=[self.marketplace_id]
+            )
+            payload = response.payload if isinstance(response.payload, dict) else {}
+            self.state.next_token = str(payload.get("reportId") or "")
+            if not self.state.next_token:
+                raise ReportFailed(f"createReport answered without a reportId: {payload!r}"[:500])
+            self.state.position = 0
+            self.state.pass_started_at = timezone.now()
+            self._save()
+        report = self._wait(client)
+        if report is None:
+            return 0
+        document_id = str(report.get("reportDocumentId") or "")
+        if not document_id:
+            self._abandon()
+            raise ReportFailed(f"report {self.state.next_token} is DONE without a document")
+        response = client.get_report_document(document_id)
+        document = response.payload if isinstance(response.payload, dict) else {}
+        text = _download_report(document, self.policy or RetryPolicy.from_settings(), self.sleep)
+        return self._write(text, done_before)
+
+    def _wait(self, client: Any) -> dict[str, Any] | None:
+        waited = 0.0
+        attempt = 0
+        while True:
+            response = client.get_report(self.state.next_token)
+            report = response.payload if isinstance(response.payload, dict) else {}
+            status = str(report.get("processingStatus") or "")
+            if status == "DONE":
+                self.run.run.counts.pop("waiting_for_report", None)
+                return report
+            if status in ("CANCELLED", "FATAL"):
+                report_id = self.state.next_token
+                self._abandon()
+                raise ReportFailed(f"Amazon ended listings report {report_id} with {status}")
+            if "waiting_for_report" not in self.run.run.counts:
+                self.run.count("waiting_for_report")
+                self._show_counts()
+            delay = REPORT_POLL_DELAYS[min(attempt, len(REPORT_POLL_DELAYS) - 1)]
+            attempt += 1
+            if waited + delay > self.wait_seconds:
+                logger.info(
+                    "listings report %s still %s; the next run polls it", self.state.next_token, status
+                )
+                return None
+            self.sleep(delay)
+            waited += delay
+
+    def _abandon(self) -> None:
+        self.state.next_token = ""
+        self.state.position = 0
+        self._save()
+
+    def _write(self, text: str, done_before: int) -> int:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+        if "seller-sku" not in (reader.fieldnames or []):
+            self._abandon()
+            raise ReportFailed(f"listings report without a seller-sku column: {reader.fieldnames!r}"[:500])
+        rows = list(reader)
+        total = len(rows)
+        skip = min(self.state.position, total)
+        if skip:
+            self.run.count("resumed_passes")
+        # Rows we cannot read keep their SKU out of removal; one without a readable SKU stops removals.
+        unreadable_skus: set[str] = set()
+        unreadable_unknown = False
+        batch: dict[str, dict[str, Any]] = {}
+        failed = 0
+        index = skip
+        for number, row in enumerate(rows):
+            fields = report_listing_fields(row, self.marketplace_id)
+            if fields is None:
+                sku = str(row.get("seller-sku") or "").strip()
+                if sku:
+                    unreadable_skus.add(sku)
+                else:
+                    unreadable_unknown = True
+            if number < skip:
+                continue
+            if fields is None:
+                failed += 1
+                logger.warning("listings report %s: unreadable row %d", self.state.next_token, number + 2)
+            else:
+                batch[fields.pop("sku")] = fields
+            index = number + 1
+            if len(batch) >= self.batch_size or index == total:
+                self._commit(batch, index, failed, total, done_before, final=False)
+                batch, failed = {}, 0
+        self._commit(
+            batch,
+            total,
+            failed,
+            total,
+            done_before,
+            final=True,
+            keep=unreadable_skus,
+            skip_removals=unreadable_unknown,
+        )
+        return total
+
+    def _commit(
+        self,
+        batch: dict[str, dict[str, Any]],
+        position: int,
+        failed: int,
+        total: int,
+        done_before: int,
+        *,
+        final: bool,
+        keep: set[str] | None = None,
+        skip_removals: bool = False,
+    ) -> None:
+        now = timezone.now()
+        counts: dict[str, int] = {"failed": failed} if failed else {}
+        with tenant_context(require_tenant()):
+            if batch:
+                counts.update(_upsert_listings(self.connection, self.marketplace_id, batch, now))
+            self.state.position = position
+            if final:
+                if skip_removals:
+                    counts["removals_skipped"] = 1
+                else:
+                    counts["removed"] = (
+                        Listing.objects.filter(
+                            connection=self.connection,
+                            marketplace_id=self.marketplace_id,
+                            last_synced_at__lt=self.state.pass_started_at,
+                        )
+                        .exclude(sku__in=sorted(keep or ()))
+                        .filter(~Q(status=Listing.Status.REMOVED))
+                        .update(status=Listing.Status.REMOVED, updated_at=now)
+                    )
+                self.state.next_token = ""
+                self.state.position = 0
+                _save_cursor(self.connection, self.state, completed_at=now)
+            else:
+                _save_cursor(self.connection, self.state)
+        for name, amount in counts.items():
+            self.run.count(name, amount)
+        self.run.progress(done_before + position, done_before + total)
+
+
+def _download_report(document: dict[str, Any], policy: RetryPolicy, sleep: Callable[[float], None]) -> str:
+    """The report document's text: fetched from its (presigned) URL, gunzipped when
+    `compressionAlgorithm` says GZIP, decoded with the charset Amazon names (UTF-8, else Windows-1252)."""
+    url = str(document.get("url") or "")
+    if not url:
+        raise ReportFailed("getReportDocument answered without a url")
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response = httpx.get(url, timeout=120, follow_redirects=True)
+            if response.status_code < 500:
+                response.raise_for_status()
+                break
+            problem = f"HTTP {response.status_code}"
+        except httpx.TransportError as error:
+            problem = type(error).__name__
+        except httpx.HTTPStatusError as error:
+            raise ReportFailed(f"report document download: HTTP {error.response.status_code}") from None
+        if attempt >= policy.max_attempts:
+            raise AmazonUnavailable(
+                f"report document download: {problem}", operation="getReportDocument", status=0
+            )
+        sleep(policy.backoff(attempt))
+    content = response.content
+    if str(document.get("compressionAlgorithm") or "").upper() == "GZIP":
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError) as error:
+            raise ReportFailed(f"report document is not valid gzip: {error}") from None
+    charset = response.charset_encoding
+    if charset:
+        with contextlib.suppress(LookupError, UnicodeDecodeError):
+            return content.decode(charset)
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        return content.decode("cp1252", errors="replace")
 
 
 # --- offers ----------------------------------------------------------------------------------------------
