@@ -189,7 +189,7 @@ class Command(BaseCommand):
         intake = f"http://127.0.0.1:{options['port']}/amazon/notifications"
         argv = [
             sys.executable, "-m", "amazon.simulator", "--host=127.0.0.1", f"--port={port}", "--seed=7",
-            f"--speed={options['simulator_speed']}", f"--notify={intake}",
+            f"--speed={options['simulator_speed']}", f"--notify={intake}", "--orders=1000",
         ]  # fmt: skip
         return Child("simulator", argv)
 
