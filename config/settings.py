@@ -352,6 +352,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "dispatch-tenant-work": {"task": "tenants.dispatch", "schedule": crontab(minute="*")},
 }
+# A run still "running" this long after it started outlived every task time limit: its worker died.
+# tenants.reap_stale_runs marks it failed so sellers do not watch a run that will never finish.
+JOB_RUN_STALE_AFTER_SECONDS = env_int("JOB_RUN_STALE_AFTER_SECONDS", 2 * 60 * 60)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Amazon: credentials at rest, LWA tokens, endpoints --------------------------------------------------

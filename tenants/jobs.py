@@ -138,6 +138,21 @@ def dispatch_due_work(send: Callable[[str, dict[str, Any]], None], now: Any = No
 
 # --- JobRun ---------------------------------------------------------------------------------------------
 
+STALE_RUN_ERROR = "The worker running this stopped before it finished (it was restarted or killed)."
+
+
+def job_runs_reap_stale(*, now: Any = None) -> int:
+    """Mark the current tenant's runs that are still "running" long after every task time limit as
+    failed. Returns how many. A run's own worker can no longer finish it, so nothing else would."""
+    from django.conf import settings
+
+    require_tenant()
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOB_RUN_STALE_AFTER_SECONDS)
+    return JobRun.objects.filter(outcome=JobRun.Outcome.RUNNING, started_at__lt=cutoff).update(
+        outcome=JobRun.Outcome.FAILED, finished_at=now, error=STALE_RUN_ERROR, updated_at=now
+    )
+
 
 class RunRecorder:
     def __init__(self, run: JobRun, write: Callable[[Callable[[], object]], None] | None = None) -> None:

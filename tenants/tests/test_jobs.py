@@ -445,3 +445,38 @@ def test_sending_checks_the_task_signature_without_tenant_id(monkeypatch: pytest
     with pytest.raises(TypeError):
         write_run.apply_async(args=(1,), kwargs={"tenant_id": 1})
     assert sent == [{"args": None, "kwargs": {"tenant_id": 1, "kind": "ok"}}]
+
+
+# --- Runs whose worker died -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_runs_left_running_by_a_dead_worker_are_shown_as_failed() -> None:
+    from datetime import timedelta
+
+    from tenants.jobs import STALE_RUN_ERROR
+    from tenants.tasks import reap_stale_runs
+
+    a, b = make_tenant(), make_tenant()
+    now = timezone.now()
+    with tenant_context(a):
+        stale = JobRun.objects.create(kind="sync", started_at=now - timedelta(hours=3))
+        fresh = JobRun.objects.create(kind="sync", started_at=now - timedelta(minutes=5))
+        done = JobRun.objects.create(
+            kind="sync", started_at=now - timedelta(hours=5), outcome=JobRun.Outcome.SUCCEEDED
+        )
+    with tenant_context(b):
+        other = JobRun.objects.create(kind="sync", started_at=now - timedelta(hours=3))
+    assert reap_stale_runs.apply(kwargs={"tenant_id": a.pk}).get() == 1
+    with tenant_context(a):
+        stale.refresh_from_db()
+        fresh.refresh_from_db()
+        done.refresh_from_db()
+        assert (stale.outcome, stale.error) == (JobRun.Outcome.FAILED, STALE_RUN_ERROR)
+        assert stale.finished_at is not None
+        assert fresh.outcome == JobRun.Outcome.RUNNING
+        assert done.outcome == JobRun.Outcome.SUCCEEDED
+    with tenant_context(b):
+        other.refresh_from_db()
+        assert other.outcome == JobRun.Outcome.RUNNING  # another tenant's runs are its own task's work
+    assert jobs.PERIODIC_JOBS["tenants.reap_stale_runs"].task_name == "tenants.reap_stale_runs"
