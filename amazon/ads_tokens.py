@@ -54,7 +54,7 @@ class AdsReauthorizationRequired(ReauthorizationRequired):
 def ads_lwa_credentials(connection: SellerConnection) -> tuple[str, str]:
     """(client id, client secret) of the LWA app holding the connection's Ads grant."""
     if connection.auth_kind == SellerConnection.AuthKind.OWN_APP:
-        return tokens._lwa_credentials(connection)
+        return tokens.lwa_app_credentials(connection)
     client_id = settings.ADS_CLIENT_ID or settings.LWA_CLIENT_ID
     client_secret = settings.ADS_CLIENT_SECRET or settings.LWA_CLIENT_SECRET
     return client_id, client_secret
@@ -72,7 +72,7 @@ def ads_access_token_for(connection: SellerConnection, *, lwa_call: LwaCall | No
     if connection.status == SellerConnection.Status.DISCONNECTED:
         raise ConnectionUnavailable("The connection is disconnected.")
     key = ADS_TOKEN_KEY.format(connection.public_id)
-    cached = tokens._read(key)
+    cached = tokens.cached_token(key)
     if cached is not None:
         return cached
     refused_key = ADS_REFUSED_KEY.format(connection.public_id)
@@ -82,21 +82,22 @@ def ads_access_token_for(connection: SellerConnection, *, lwa_call: LwaCall | No
         if not refresh_token:
             raise AdsNotAuthorized("The connection has no Ads API authorisation.")
         client_id, client_secret = ads_lwa_credentials(connection)
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": client_id,
-            "client_secret": client_secret,
-        }
         try:
-            return tokens._issued((lwa_call or tokens.lwa_post)(form))
+            return tokens.lwa_refresh_grant(
+                refresh_token=refresh_token,
+                client_id=client_id,
+                client_secret=client_secret,
+                lwa_call=lwa_call,
+            )
         except LwaError as error:
             if error.error != "invalid_grant":
                 raise
         redis_client().set(refused_key, "1", ex=tokens.REFUSED_SECONDS)
         raise _refused(connection)
 
-    return tokens._single_flight(key, fetch, refused_key=refused_key, refused=lambda: _refused(connection))
+    return tokens.single_flight_refresh(
+        key, fetch, refused_key=refused_key, refused=lambda: _refused(connection)
+    )
 
 
 def invalidate_ads_access_token(connection: SellerConnection | UUID | str) -> None:

@@ -20,13 +20,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.pages import dashboard_page
 from accounts.roles import Permission, role_allows
-from amazon import selectors, services
+from amazon import services
 from amazon.api import ConnectionsApiView, _uuid_path
 from amazon.models import AdsProfile, SellerConnection
 from amazon.views import _actor, _connection
@@ -196,13 +196,6 @@ class AdsAuthorizationView(ConnectionsApiView):
         "DELETE": Permission.CONNECT_AMAZON,
     }
 
-    def _connection(self, public_id: UUID) -> SellerConnection:
-        auth = self.caller
-        try:
-            return selectors.seller_connection_get(tenant=auth.tenant, public_id=public_id, user=auth.user)
-        except SellerConnection.DoesNotExist:
-            raise exceptions.NotFound("Not found.") from None
-
     @extend_schema(
         operation_id="connections_ads_retrieve",
         parameters=[_uuid_path()],
@@ -211,7 +204,7 @@ class AdsAuthorizationView(ConnectionsApiView):
         description="The connection's Amazon Ads authorisation status and advertising profiles.",
     )
     def get(self, request: Request, public_id: UUID) -> Response:
-        return Response(_render(self._connection(public_id)))
+        return Response(_render(self.connection_or_404(public_id)))
 
     @extend_schema(
         operation_id="connections_ads_create",
@@ -231,7 +224,7 @@ class AdsAuthorizationView(ConnectionsApiView):
             tenant=auth.tenant,
             actor=auth.user,
             actor_role=auth.role,
-            connection=self._connection(public_id),
+            connection=self.connection_or_404(public_id),
             ads_refresh_token=serializer.validated_data["ads_refresh_token"],
         )
         return Response(_render(connection), status=status.HTTP_200_OK)
@@ -247,6 +240,9 @@ class AdsAuthorizationView(ConnectionsApiView):
     def delete(self, request: Request, public_id: UUID) -> Response:
         auth = self.caller
         services.ads_disconnect(
-            tenant=auth.tenant, actor=auth.user, actor_role=auth.role, connection=self._connection(public_id)
+            tenant=auth.tenant,
+            actor=auth.user,
+            actor_role=auth.role,
+            connection=self.connection_or_404(public_id),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -153,6 +153,14 @@ class ConnectionsApiView(APIView):
     def caller(self) -> AuthContext:
         return auth_context(self.request)
 
+    def connection_or_404(self, public_id: UUID) -> SellerConnection:
+        """The caller's connection (guardian grants honoured); another company's answers 404."""
+        auth = self.caller
+        try:
+            return selectors.seller_connection_get(tenant=auth.tenant, public_id=public_id, user=auth.user)
+        except SellerConnection.DoesNotExist:
+            raise exceptions.NotFound("Not found.") from None
+
 
 @extend_schema_view(
     get=extend_schema(
@@ -221,13 +229,6 @@ class ConnectionCollectionView(ConnectionsApiView, ListCreateApiView):
 class ConnectionDetailView(ConnectionsApiView):
     required_permissions = {"GET": Permission.VIEW_DASHBOARD, "DELETE": Permission.CONNECT_AMAZON}
 
-    def _connection(self, public_id: UUID) -> SellerConnection:
-        auth = self.caller
-        try:
-            return selectors.seller_connection_get(tenant=auth.tenant, public_id=public_id, user=auth.user)
-        except SellerConnection.DoesNotExist:
-            raise exceptions.NotFound("Not found.") from None
-
     @extend_schema(
         operation_id="connections_retrieve",
         parameters=[_uuid_path()],
@@ -237,7 +238,7 @@ class ConnectionDetailView(ConnectionsApiView):
         "now, rate, burst and the 429 answers of the last hour.",
     )
     def get(self, request: Request, public_id: UUID) -> Response:
-        return Response(_render_detail(self._connection(public_id)))
+        return Response(_render_detail(self.connection_or_404(public_id)))
 
     @extend_schema(
         operation_id="connections_destroy",
@@ -251,7 +252,7 @@ class ConnectionDetailView(ConnectionsApiView):
     def delete(self, request: Request, public_id: UUID) -> Response:
         auth = self.caller
         services.seller_connection_disconnect(
-            connection=self._connection(public_id), actor=auth.user, actor_role=auth.role
+            connection=self.connection_or_404(public_id), actor=auth.user, actor_role=auth.role
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

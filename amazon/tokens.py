@@ -120,6 +120,19 @@ def lwa_post(form: dict[str, str]) -> dict[str, Any]:
     return body
 
 
+def lwa_refresh_grant(
+    *, refresh_token: str, client_id: str, client_secret: str, lwa_call: LwaCall | None = None
+) -> IssuedToken:
+    """Exchange a refresh token for an access token at LWA (SP-API and Ads grants alike)."""
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
+    return _issued((lwa_call or lwa_post)(form))
+
+
 def _issued(body: dict[str, Any]) -> IssuedToken:
     try:
         return IssuedToken(
@@ -147,7 +160,7 @@ def _context(key: str) -> str:
     return f"redis:{key}"
 
 
-def _read(key: str) -> str | None:
+def cached_token(key: str) -> str | None:
     raw = redis_client().get(key)
     if raw is None:
         return None
@@ -167,7 +180,7 @@ def _store(key: str, token: IssuedToken) -> None:
     )
 
 
-def _single_flight(
+def single_flight_refresh(
     key: str,
     fetch: Callable[[], IssuedToken],
     *,
@@ -185,7 +198,7 @@ def _single_flight(
         owner = secrets.token_hex(16)
         if client.set(lock_key, owner, nx=True, px=lock_ms):
             try:
-                cached = _read(key)  # another worker may have stored it just before we got the lock
+                cached = cached_token(key)  # another worker may have stored it just before we got the lock
                 if cached is not None:
                     return cached
                 token = fetch()
@@ -194,7 +207,7 @@ def _single_flight(
             finally:
                 client.eval(_RELEASE_LOCK, 1, lock_key, owner)
         time.sleep(POLL_SECONDS)
-        cached = _read(key)
+        cached = cached_token(key)
         if cached is not None:
             return cached
         if time.monotonic() > deadline:
@@ -204,7 +217,7 @@ def _single_flight(
 # --- seller connections -----------------------------------------------------------------------------
 
 
-def _lwa_credentials(connection: SellerConnection) -> tuple[str, str]:
+def lwa_app_credentials(connection: SellerConnection) -> tuple[str, str]:
     if connection.auth_kind == SellerConnection.AuthKind.OWN_APP:
         client_id = connection.get_secret("lwa_client_id")
         client_secret = connection.get_secret("lwa_client_secret")
@@ -227,7 +240,7 @@ def access_token_for(connection: SellerConnection, *, lwa_call: LwaCall | None =
     if connection.status == SellerConnection.Status.NEEDS_REAUTHORIZATION:
         raise _reauthorization(connection)
     key = TOKEN_KEY.format(connection.public_id)
-    cached = _read(key)
+    cached = cached_token(key)
     if cached is not None:
         return cached
     refused_key = REFUSED_KEY.format(connection.public_id)
@@ -236,15 +249,14 @@ def access_token_for(connection: SellerConnection, *, lwa_call: LwaCall | None =
         refresh_token = connection.get_secret("refresh_token")
         if not refresh_token:
             raise ConnectionUnavailable("The connection has no refresh token.")
-        client_id, client_secret = _lwa_credentials(connection)
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": client_id,
-            "client_secret": client_secret,
-        }
+        client_id, client_secret = lwa_app_credentials(connection)
         try:
-            return _issued((lwa_call or lwa_post)(form))
+            return lwa_refresh_grant(
+                refresh_token=refresh_token,
+                client_id=client_id,
+                client_secret=client_secret,
+                lwa_call=lwa_call,
+            )
         except LwaError as error:
             grant_refused = error.error == "invalid_grant" or (
                 error.error == "invalid_client" and connection.auth_kind == SellerConnection.AuthKind.OWN_APP
@@ -260,7 +272,9 @@ def access_token_for(connection: SellerConnection, *, lwa_call: LwaCall | None =
         )
         raise _reauthorization(connection)
 
-    return _single_flight(key, fetch, refused_key=refused_key, refused=lambda: _reauthorization(connection))
+    return single_flight_refresh(
+        key, fetch, refused_key=refused_key, refused=lambda: _reauthorization(connection)
+    )
 
 
 def invalidate_access_token(connection: SellerConnection | UUID | str) -> None:
@@ -278,7 +292,7 @@ def grantless_token_for(
     """A client_credentials token for `scope` (notifications, migration), of the platform app or,
     given an own-app connection, of the seller's app. Cached apart from seller tokens."""
     if connection is not None:
-        client_id, client_secret = _lwa_credentials(connection)
+        client_id, client_secret = lwa_app_credentials(connection)
     else:
         client_id, client_secret = settings.LWA_CLIENT_ID, settings.LWA_CLIENT_SECRET
     app = hashlib.sha256(client_id.encode()).hexdigest()[:16]
@@ -293,7 +307,7 @@ def grantless_token_for(
         }
         return _issued((lwa_call or lwa_post)(form))
 
-    return _read(key) or _single_flight(key, fetch)
+    return cached_token(key) or single_flight_refresh(key, fetch)
 
 
 # --- python-amazon-sp-api ---------------------------------------------------------------------------
