@@ -25,6 +25,14 @@ from amazon.models import (
     SellerConnection,
     SyncCursor,
 )
+from repricing.models import (
+    PriceDecision,
+    PriceSubmission,
+    RepricingRule,
+    RepricingSettings,
+    SkuPricing,
+    TagRule,
+)
 from tenants.models import AuditEvent, JobRun, Tenant
 
 
@@ -133,6 +141,53 @@ def _offer_change_notification(tenant: Tenant, canary: str) -> Model:
     )
 
 
+def _repricing_rule(tenant: Tenant, canary: str) -> Model:
+    return RepricingRule.objects.create(tenant=tenant, name=canary, config={"canary": canary})
+
+
+def _repricing_settings(tenant: Tenant, canary: str) -> Model:
+    return RepricingSettings.objects.create(tenant=tenant, kill_switch_reason=canary)
+
+
+def _tag_rule(tenant: Tenant, canary: str) -> Model:
+    rule = RepricingRule.objects.filter(tenant=tenant).first() or _repricing_rule(tenant, canary)
+    return TagRule.objects.create(tenant=tenant, tag=canary[:100], rule=rule)
+
+
+def _sku_pricing(tenant: Tenant, canary: str) -> Model:
+    listing = Listing.objects.filter(tenant=tenant).first() or _listing(tenant, canary)
+    return SkuPricing.objects.create(tenant=tenant, listing=listing, tags=[canary[:100]])
+
+
+def _price_decision(tenant: Tenant, canary: str) -> Model:
+    listing = Listing.objects.filter(tenant=tenant).first() or _listing(tenant, canary)
+    now = timezone.now()
+    return PriceDecision.objects.create(
+        tenant=tenant,
+        listing=listing,
+        trigger=PriceDecision.Trigger.MANUAL,
+        action=PriceDecision.Action.HOLD,
+        reason=canary[:60],
+        inputs={"canary": canary},
+        observed_at=now,
+        decided_at=now,
+    )
+
+
+def _price_submission(tenant: Tenant, canary: str) -> Model:
+    decision = PriceDecision.objects.filter(tenant=tenant).first() or _price_decision(tenant, canary)
+    return PriceSubmission.objects.create(
+        tenant=tenant,
+        decision=decision,
+        listing=decision.listing,  # type: ignore[attr-defined]
+        channel=PriceSubmission.Channel.LISTINGS_PATCH,
+        price="10.00",
+        currency="USD",
+        error=canary[:500],
+        queued_at=timezone.now(),
+    )
+
+
 ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "tenants.auditevent": _audit_event,
     "tenants.jobrun": _job_run,
@@ -146,4 +201,10 @@ ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "amazon.orderitem": _order_item,
     "amazon.financialevent": _financial_event,
     "amazon.offerchangenotification": _offer_change_notification,
+    "repricing.repricingrule": _repricing_rule,
+    "repricing.repricingsettings": _repricing_settings,
+    "repricing.tagrule": _tag_rule,
+    "repricing.skupricing": _sku_pricing,
+    "repricing.pricedecision": _price_decision,
+    "repricing.pricesubmission": _price_submission,
 }
