@@ -16,6 +16,7 @@ app_name = "api"
 v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api_urls")),
     path("", include("amazon.api_urls")),
+    path("repricing/", include("repricing.api_urls")),
     path("audit-events", tenants_api.AuditEventListView.as_view(), name="audit-event-list"),
     path("job-runs", tenants_api.JobRunListView.as_view(), name="job-run-list"),
 ]

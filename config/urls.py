@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("accounts.dashboard_urls")),
     path("", include("amazon.urls")),
+    path("repricing/", include("repricing.urls")),
 ]
