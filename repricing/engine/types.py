@@ -115,8 +115,8 @@ class Decision:
     ``pause_until``, e.g. the price-war breaker fired). ``new_price`` is None unless action is "change".
     ``target_price``: what the strategy (plus adjustments) wanted before bounds and guards.
     ``reason``: short code of the deciding step ("beat_buy_box", "held_at_min", "cooldown", "price_war",
-    "kill_switch", "dry_run"...). ``price_reason``: the step that set the price, unaffected by the kill
-    switch and dry-run (equal to ``reason`` unless one of them stopped a change).
+    "kill_switch", "dry_run"...). ``price_reason``: the step that set the target (strategy, fallback or
+    bound, e.g. "beat_buy_box" while ``reason`` is "cooldown"), whatever guard then decided.
     ``submit``: True only when action is "change" and neither dry-run nor the kill switch is on."""
 
     action: str
