@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from django.conf import settings
@@ -39,6 +40,18 @@ def _actor(request: HttpRequest) -> tuple[User, str]:
     return request.user, request.membership.role  # type: ignore[attr-defined,return-value]
 
 
+def _with_consent_form(response: HttpResponse) -> HttpResponse:
+    """For a page with a form posting to `consent_start`, which redirects to Seller Central: browsers hold
+    a form's redirects to the CSP's form-action too, so this page allows the consent pages' origins."""
+    origins = {
+        f"{parts.scheme}://{parts.netloc}"
+        for parts in map(urlsplit, settings.SELLER_CENTRAL_CONSENT_URLS.values())
+        if parts.scheme in ("https", "http") and parts.netloc
+    }
+    response._csp_update = {"form-action": sorted(origins)}  # type: ignore[attr-defined]  # django-csp
+    return response
+
+
 def _connection(request: HttpRequest, public_id: UUID) -> SellerConnection:
     try:
         return selectors.seller_connection_get(
@@ -63,15 +76,19 @@ def connection_list(request: HttpRequest) -> HttpResponse:
     )
     live = [c for c in connections if c.status != SellerConnection.Status.DISCONNECTED]
     disconnected = [c for c in connections if c.status == SellerConnection.Status.DISCONNECTED]
-    return render(
-        request,
-        "amazon/connections.html",
-        {
-            "connections": live,
-            "disconnected": disconnected,
-            "needs_attention": [c for c in live if c.status == SellerConnection.Status.NEEDS_REAUTHORIZATION],
-            "can_connect": role_allows(role, Permission.CONNECT_AMAZON),
-        },
+    return _with_consent_form(
+        render(
+            request,
+            "amazon/connections.html",
+            {
+                "connections": live,
+                "disconnected": disconnected,
+                "needs_attention": [
+                    c for c in live if c.status == SellerConnection.Status.NEEDS_REAUTHORIZATION
+                ],
+                "can_connect": role_allows(role, Permission.CONNECT_AMAZON),
+            },
+        )
     )
 
 
@@ -105,11 +122,13 @@ def connect(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Connected {connection.name or connection.selling_partner_id}.")
                 return redirect("amazon:connection_detail", public_id=connection.public_id)
-    return render(
-        request,
-        "amazon/connect.html",
-        {"consent_form": consent_form, "own_app_form": own_app_form},
-        status=status,
+    return _with_consent_form(
+        render(
+            request,
+            "amazon/connect.html",
+            {"consent_form": consent_form, "own_app_form": own_app_form},
+            status=status,
+        )
     )
 
 
@@ -211,16 +230,18 @@ def connection_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
     _, role = _actor(request)
     connection = _connection(request, public_id)
     quota = selectors.seller_connection_quota(connection=connection)
-    return render(
-        request,
-        "amazon/connection_detail.html",
-        {
-            "connection": connection,
-            "quota": quota,
-            "chart": quota_chart(quota),
-            "can_connect": role_allows(role, Permission.CONNECT_AMAZON),
-            "retention_days": settings.AMAZON_DATA_RETENTION_DAYS,
-        },
+    return _with_consent_form(
+        render(
+            request,
+            "amazon/connection_detail.html",
+            {
+                "connection": connection,
+                "quota": quota,
+                "chart": quota_chart(quota),
+                "can_connect": role_allows(role, Permission.CONNECT_AMAZON),
+                "retention_days": settings.AMAZON_DATA_RETENTION_DAYS,
+            },
+        )
     )
 
 

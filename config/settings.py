@@ -394,15 +394,19 @@ LWA_TOKEN_URL = env(
 )
 LWA_CLIENT_ID = env("LWA_CLIENT_ID", "" if PRODUCTION else _SIMULATOR_APP[0])
 LWA_CLIENT_SECRET = env("LWA_CLIENT_SECRET", "" if PRODUCTION else _SIMULATOR_APP[1])
-# The Seller Central website authorisation flow: the platform app's id (amzn1.sp.solution.…), the consent
-# page per region, and `version=beta` for an app still in draft (never in production).
+# The Seller Central website authorisation flow: the platform app's id (amzn1.sp.solution.…; outside
+# production the simulator's demo app, amazon/simulator/market.py DEMO_APPLICATION_ID), the consent page
+# per region (outside production the simulator's, amazon/simulator/consent.py), and `version=beta` for an
+# app still in draft (never in production).
 SP_API_APP_ID = env("SP_API_APP_ID", "" if PRODUCTION else "amzn1.sp.solution.sellerpilot-development")
+_SELLER_CENTRAL = {
+    "NA": "https://sellercentral.amazon.com",
+    "EU": "https://sellercentral-europe.amazon.com",
+    "FE": "https://sellercentral.amazon.co.jp",
+}
 SELLER_CENTRAL_CONSENT_URLS = {
-    "NA": env("SELLER_CENTRAL_CONSENT_URL_NA", "https://sellercentral.amazon.com/apps/authorize/consent"),
-    "EU": env(
-        "SELLER_CENTRAL_CONSENT_URL_EU", "https://sellercentral-europe.amazon.com/apps/authorize/consent"
-    ),
-    "FE": env("SELLER_CENTRAL_CONSENT_URL_FE", "https://sellercentral.amazon.co.jp/apps/authorize/consent"),
+    region: env(f"SELLER_CENTRAL_CONSENT_URL_{region}", f"{SIMULATOR_URL or origin}/apps/authorize/consent")
+    for region, origin in _SELLER_CENTRAL.items()
 }
 SP_API_CONSENT_BETA = env_bool("SP_API_CONSENT_BETA", not PRODUCTION) and not PRODUCTION
 # How long a consent link (its signed `state`) stays valid.
@@ -427,6 +431,16 @@ SP_API_RETRY_BASE_DELAY_SECONDS = float(env("SP_API_RETRY_BASE_DELAY_SECONDS", "
 ADS_API_ENDPOINT = env("ADS_API_ENDPOINT", SIMULATOR_URL)
 ADS_CLIENT_ID = env("ADS_CLIENT_ID", "")
 ADS_CLIENT_SECRET = env("ADS_CLIENT_SECRET", "")
+# The Ads consent page (Login with Amazon authorisation, scope advertising::campaign_management) per
+# region; outside production the simulator's (amazon/simulator/ads_app.py).
+ADS_CONSENT_URLS = {
+    region: env(f"ADS_CONSENT_URL_{region}", f"{SIMULATOR_URL}/ap/oa" if SIMULATOR_URL else amazon_url)
+    for region, amazon_url in (
+        ("NA", "https://www.amazon.com/ap/oa"),
+        ("EU", "https://eu.account.amazon.com/ap/oa"),
+        ("FE", "https://apac.account.amazon.com/ap/oa"),
+    )
+}
 # Orders sync: how far back the first pass reads; finances: how much of the last pass each run re-reads
 # (Amazon's finances answer names no upper bound, so a window overlaps; the natural keys dedupe it).
 AMAZON_ORDERS_LOOKBACK_DAYS = env_int("AMAZON_ORDERS_LOOKBACK_DAYS", 30)

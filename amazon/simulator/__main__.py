@@ -14,7 +14,16 @@ from datetime import UTC, datetime
 from werkzeug.serving import run_simple
 
 from .app import SimulatorApp
-from .market import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SELLER_ID, Market
+from .consent import CONSENT_PATH
+from .market import (
+    DEMO_APPLICATION_ID,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_REDIRECT_URIS,
+    DEMO_REFRESH_TOKEN,
+    DEMO_SELLER_ID,
+    Market,
+)
 from .notifications import NotificationDispatcher
 
 
@@ -44,6 +53,12 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("AMAZON_NOTIFICATIONS_SECRET", "").split(",")[0],
         help="sign notifications with this shared secret (default: $AMAZON_NOTIFICATIONS_SECRET)",
     )
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        help="another OAuth redirect URI of the demo app for the consent page (loopback ones are registered)",
+    )
     parser.add_argument("--orders", type=int, default=0, help="bulk order history to generate (30 days)")
     parser.add_argument(
         "--start",
@@ -63,11 +78,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.orders:
         market.generate_orders(args.orders)
+    if args.redirect_uri:
+        market.register_application(
+            DEMO_APPLICATION_ID,
+            DEMO_CLIENT_ID,
+            [*DEMO_REDIRECT_URIS, *args.redirect_uri],
+            name=market.applications[DEMO_APPLICATION_ID].name,
+        )
     stop = threading.Event()
     threading.Thread(target=_ticker, args=(market, args.speed, stop), daemon=True).start()
     base = f"http://{args.host}:{args.port}"
     print(f"Amazon SP-API simulator on {base} (seed {args.seed}, {args.skus} SKUs)")
     print(f"  LWA token URL   {base}/auth/o2/token")
+    print(f"  consent page    {base}{CONSENT_PATH} (application {DEMO_APPLICATION_ID})")
     print(f"  seller id       {DEMO_SELLER_ID}")
     print(f"  lwa_app_id      {DEMO_CLIENT_ID}")
     print(f"  client secret   {DEMO_CLIENT_SECRET}")

@@ -27,6 +27,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .ads_app import AdsApp
+from .consent import ConsentPage
 from .documents import REPORT_TYPES
 from .market import CATEGORIES, MARKETPLACES, AccessToken, Listing, LwaError, Market, Offer
 from .orders import Order, iso
@@ -160,6 +161,7 @@ class SimulatorApp:
         self.public_url: str | None = None  # where document URLs point (set by SimulatorServer)
         self._cursors: OrderedDict[str, tuple[list[Any], int, JSON]] = OrderedDict()
         self.ads = AdsApp(market, self.public_base)  # the Ads API (ads_app.py)
+        self.consent = ConsentPage(market)  # Seller Central's consent page (consent.py)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -169,6 +171,8 @@ class SimulatorApp:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
+        if self.consent.handles(request.path):
+            return self.consent.dispatch(request, self.log)
         if self.ads.handles(request.path):
             return self.ads.dispatch(request, self.log)
         adapter = ROUTES.bind("simulator")  # the Host header is deliberately ignored

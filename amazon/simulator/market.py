@@ -151,6 +151,20 @@ class LwaApp:
 
 
 @dataclass
+class SpApplication:
+    """An SP-API application as registered in the Solution Provider Portal: the id the website
+    authorisation workflow names (``application_id``, ``amzn1.sp.solution.…``), its LWA client, its OAuth
+    redirect URIs (the first is the default) and whether it is still a draft (consent needs
+    ``version=beta`` then)."""
+
+    application_id: str
+    client_id: str
+    name: str
+    redirect_uris: list[str]
+    draft: bool = True
+
+
+@dataclass
 class Seller:
     selling_partner_id: str
     store_name: str
@@ -370,6 +384,7 @@ class Market:
         self.stats = Stats()
 
         self.apps: dict[str, LwaApp] = {}
+        self.applications: dict[str, SpApplication] = {}  # application_id -> app (consent.py)
         self.sellers: dict[str, Seller] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.access_tokens: dict[str, AccessToken] = {}
@@ -430,6 +445,27 @@ class Market:
         with self.lock:
             app = LwaApp(client_id, client_secret)
             self.apps[client_id] = app
+            return app
+
+    def register_application(
+        self,
+        application_id: str,
+        client_id: str,
+        redirect_uris: Iterable[str],
+        *,
+        name: str = "",
+        draft: bool = True,
+    ) -> SpApplication:
+        """Register an SP-API application of the LWA app `client_id` for the website authorisation
+        workflow (Seller Central's consent page, consent.py)."""
+        with self.lock:
+            if client_id not in self.apps:
+                raise KeyError("unknown LWA app")
+            uris = list(redirect_uris)
+            if not uris:
+                raise ValueError("an application needs at least one OAuth redirect URI")
+            app = SpApplication(application_id, client_id, name or application_id, uris, draft)
+            self.applications[application_id] = app
             return app
 
     def add_seller(
@@ -1292,6 +1328,9 @@ class Market:
         market = cls(seed, **kwargs)
         rng = market.rng
         market.add_app(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+        market.register_application(
+            DEMO_APPLICATION_ID, DEMO_CLIENT_ID, DEMO_REDIRECT_URIS, name="SellerPilot (development)"
+        )
         market.add_seller(DEMO_SELLER_ID, "Demo Outfitters", [US, CA, UK, DE])
         rt = RefreshToken(DEMO_REFRESH_TOKEN, DEMO_CLIENT_ID, DEMO_SELLER_ID)
         market.refresh_tokens[DEMO_REFRESH_TOKEN] = rt
@@ -1387,6 +1426,11 @@ DEMO_SELLER_ID = "A3SIMDEMOSELL1"
 DEMO_CLIENT_ID = "amzn1.application-oa2-client.simulatordemo0000000000000001"
 DEMO_CLIENT_SECRET = "amzn1.oa2-cs.v1.simulatordemosecret"
 DEMO_REFRESH_TOKEN = "Atzr|IwEBISimulatorDemoRefreshToken0001"
+#: The demo app's SP-API application id (config/settings.py SP_API_APP_ID outside production) and its
+#: OAuth redirect URIs: SellerPilot's consent callback on a loopback host, any port (as RFC 8252 §7.3 has
+#: it for loopback redirects), so `make run` on any PORT and tests' live servers can be sent back.
+DEMO_APPLICATION_ID = "amzn1.sp.solution.sellerpilot-development"
+DEMO_REDIRECT_URIS = ("http://127.0.0.1/connections/callback/", "http://localhost/connections/callback/")
 
 _ADJECTIVES = [
     "Premium",

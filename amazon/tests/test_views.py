@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.conf import settings
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -118,7 +119,8 @@ def test_consent_round_trip_through_the_pages(sim: Any) -> None:
     response = client.post(reverse("amazon:consent_start"), {"region": "NA"})
     assert response.status_code == 302
     consent = urlsplit(response["Location"])
-    assert consent.netloc == "sellercentral.amazon.com"
+    # Seller Central's consent page (the simulator's outside production: test_consent_page.py).
+    assert f"{consent.scheme}://{consent.netloc}{consent.path}" == settings.SELLER_CENTRAL_CONSENT_URLS["NA"]
     query = parse_qs(consent.query)
     assert query["redirect_uri"] == ["http://testserver" + reverse("amazon:consent_callback")]
     # The seller approves in Seller Central, which sends them back with a code:
