@@ -8,13 +8,18 @@ needs (rules as the engine's JSON, bounds, per-SKU history) and what it decided.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from amazon.models import Listing
 from tenants.models import TenantOwned
 
-MONEY = {"max_digits": 12, "decimal_places": 2}
+
+def money_field(**options: Any) -> models.DecimalField:
+    """An amount in the listing's currency (the same precision as amazon.Listing.price)."""
+    return models.DecimalField(max_digits=12, decimal_places=2, **options)
 
 
 class RepricingRule(TenantOwned):
@@ -104,24 +109,24 @@ class SkuPricing(TenantOwned):
     )
     tags = ArrayField(models.CharField(max_length=100), default=list, blank=True)
 
-    cost = models.DecimalField(null=True, blank=True, **MONEY, help_text="Unit cost (landed at Amazon).")
+    cost = money_field(null=True, blank=True, help_text="Unit cost (landed at Amazon).")
     referral_fee_percent = models.DecimalField(
         max_digits=5, decimal_places=2, null=True, blank=True, help_text="Amazon's referral fee, percent."
     )
-    fba_fee = models.DecimalField(null=True, blank=True, **MONEY, help_text="FBA fulfilment fee per unit.")
+    fba_fee = money_field(null=True, blank=True, help_text="FBA fulfilment fee per unit.")
     bounds_source = models.CharField(
         max_length=10, choices=BoundsSource.choices, default=BoundsSource.ENTERED
     )
     target_percent = models.DecimalField(
         max_digits=6, decimal_places=2, null=True, blank=True, help_text="Target margin or ROI, percent."
     )
-    min_price = models.DecimalField(null=True, blank=True, **MONEY)
-    max_price = models.DecimalField(null=True, blank=True, **MONEY)
+    min_price = money_field(null=True, blank=True)
+    max_price = money_field(null=True, blank=True)
 
     # Guard state, written by the repricing service only.
     last_changed_at = models.DateTimeField(null=True, blank=True)
     day_open_date = models.DateField(null=True, blank=True)
-    day_open_price = models.DecimalField(null=True, blank=True, **MONEY)
+    day_open_price = money_field(null=True, blank=True)
     undercut_times = ArrayField(models.DateTimeField(), default=list, blank=True)
     paused_until = models.DateTimeField(null=True, blank=True)
     paused_reason = models.CharField(max_length=200, blank=True)
@@ -170,9 +175,9 @@ class PriceDecision(TenantOwned):
     action = models.CharField(max_length=10, choices=Action.choices)
     reason = models.CharField(max_length=60)
     currency = models.CharField(max_length=3, blank=True)
-    old_price = models.DecimalField(null=True, blank=True, **MONEY)
-    target_price = models.DecimalField(null=True, blank=True, **MONEY)
-    new_price = models.DecimalField(null=True, blank=True, **MONEY)
+    old_price = money_field(null=True, blank=True)
+    target_price = money_field(null=True, blank=True)
+    new_price = money_field(null=True, blank=True)
     submit = models.BooleanField(default=False, help_text="Whether the decision was to be sent to Amazon.")
     dry_run = models.BooleanField(default=False)
     kill_switch = models.BooleanField(default=False)
@@ -225,7 +230,7 @@ class PriceSubmission(TenantOwned):
     decision = models.ForeignKey(PriceDecision, on_delete=models.CASCADE, related_name="submissions")
     listing = models.ForeignKey(Listing, on_delete=models.CASCADE, related_name="+")
     channel = models.CharField(max_length=20, choices=Channel.choices)
-    price = models.DecimalField(**MONEY)
+    price = money_field()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     #: Amazon's submissionId (Listings API) or feedId (Feeds API).

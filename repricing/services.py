@@ -274,7 +274,9 @@ def _money(value: Any, field: str) -> Decimal | None:
     return amount.quantize(Decimal("0.01"))
 
 
-def sku_pricing_values_clean(values: Mapping[str, Any], current: SkuPricing | None = None) -> dict[str, Any]:
+def sku_pricing_values_clean(
+    values: Mapping[str, Any], current: SkuPricing | None = None, *, currency: str = "USD"
+) -> dict[str, Any]:
     """Validate and complete a SKU's pricing settings (merged over `current`): amounts are positive,
     min ≤ max, and bounds from cost + fees + a target margin/ROI are computed here. Pure apart from
     the rule lookup the caller already did (`rule` is a RepricingRule or None)."""
@@ -326,6 +328,7 @@ def sku_pricing_values_clean(values: Mapping[str, Any], current: SkuPricing | No
                 if merged["bounds_source"] == "margin"
                 else None,
                 target_roi_percent=merged["target_percent"] if merged["bounds_source"] == "roi" else None,
+                currency=currency,
             )
         except (ValueError, ArithmeticError) as error:
             raise RepricingError(
@@ -352,7 +355,7 @@ def sku_pricing_update(
     """Set a SKU's rule, tags, cost, fees and bounds (only the given fields change)."""
     _require(actor_role)
     current = SkuPricing.objects.select_for_update().filter(listing=listing).first()
-    clean = sku_pricing_values_clean(values, current)
+    clean = sku_pricing_values_clean(values, current, currency=listing.currency or "USD")
     row = current or SkuPricing(listing=listing)
     changes: dict[str, Any] = {}
     for name, value in clean.items():
