@@ -46,6 +46,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo data {verb}: {', '.join(slug for _, slug in DEMO_TENANTS)}")
         self.stdout.write(seed_demo_connection())
         self.stdout.write(seed_demo_ads_connection())
+        self.stdout.write(seed_demo_repricing_of_connection())
         self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
@@ -172,3 +173,21 @@ def seed_demo_ads_connection() -> str:
     except AmazonConnectionError as error:
         return f"Demo Amazon Ads not connected: {error.message}"
     return f"Demo Amazon Ads connected: {count} advertising profiles."
+
+
+def seed_demo_repricing_of_connection() -> str:
+    """The demo company's repricing rule and SKU bounds (repricing/demo.py), once it is connected."""
+    from amazon.models import Region, SellerConnection
+    from amazon.simulator.market import DEMO_SELLER_ID
+    from repricing.demo import seed_demo_repricing
+    from tenants.context import tenant_context
+
+    tenant = Tenant.objects.get(slug=DEMO_TENANTS[0][1])
+    user = User.objects.get(email=DEMO_EMAIL)
+    with tenant_context(tenant):
+        connection = SellerConnection.objects.filter(
+            region=Region.NA, selling_partner_id=DEMO_SELLER_ID, status=SellerConnection.Status.ACTIVE
+        ).first()
+        if connection is None:
+            return "Demo repricing skipped: the demo Amazon connection is not there."
+        return seed_demo_repricing(connection=connection, user=user)
