@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
 
-from django.db.models import QuerySet
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
-from amazon.models import Listing
+from accounts.models import User
+from amazon import seller_data
+from amazon.models import Listing, OfferSnapshot
 from repricing.models import (
     PriceDecision,
     PriceSubmission,
@@ -15,6 +38,7 @@ from repricing.models import (
     SkuPricing,
     TagRule,
 )
+from tenants.models import AuditEvent, Tenant
 
 
 def repricing_settings() -> RepricingSettings:
@@ -71,3 +95,215 @@ def decisions_of_listing(listing: Listing) -> QuerySet[PriceDecision]:
 
 def submissions() -> QuerySet[PriceSubmission]:
     return PriceSubmission.objects.select_related("listing", "decision")
+
+
+# --- Dashboard and API reads: the catalogue with its repricing settings, decisions, submissions -----------
+#
+# Every list starts from the listings the member may see (`amazon.seller_data`: the tenant, and the
+# connections a django-guardian grant restricts them to), so a member limited to one Amazon account sees
+# only its SKUs, decisions and submissions; look-ups by public_id outside that set raise DoesNotExist.
+
+
+def visible_listings(*, tenant: Tenant, user: User | None) -> QuerySet[Listing]:
+    """The member's listings, ordered by SKU, with the latest Buy Box annotated (`seller_data`)."""
+    return seller_data.listing_list(tenant=tenant, user=user)
+
+
+def with_effective_rule(listings: QuerySet[Listing], settings: RepricingSettings) -> QuerySet[Listing]:
+    """Annotate `effective_rule_id`: the rule `RuleResolver` would pick (own active rule, else the first
+    active tag rule by priority, else the active default), computed in SQL so lists can filter on it."""
+    own = SkuPricing.objects.filter(listing=OuterRef("pk"), rule__is_active=True).values("rule_id")[:1]
+    tags = SkuPricing.objects.filter(listing=OuterRef("pk")).values("tags")[:1]
+    whens = [When(own_rule_id__isnull=False, then=F("own_rule_id"))]
+    whens += [
+        When(sku_tags__contains=[row.tag], then=Value(row.rule_id))
+        for row in tag_rules()
+        if row.rule.is_active
+    ]
+    default = settings.default_rule
+    default_id = default.pk if default is not None and default.is_active else None
+    return listings.annotate(
+        own_rule_id=Subquery(own, output_field=BigIntegerField()),
+        sku_tags=Subquery(tags, output_field=ArrayField(CharField(max_length=100))),
+        effective_rule_id=Case(*whens, default=Value(default_id), output_field=BigIntegerField()),
+    )
+
+
+def _pricing(**conditions: Any) -> Exists:
+    return Exists(SkuPricing.objects.filter(listing=OuterRef("pk"), **conditions))
+
+
+def sku_catalog(
+    *,
+    tenant: Tenant,
+    user: User | None,
+    q: str = "",
+    rule: RepricingRule | str | None = None,
+    tag: str = "",
+    has_bounds: bool | None = None,
+    paused: bool | None = None,
+    enabled: bool | None = None,
+    settings: RepricingSettings | None = None,
+) -> QuerySet[Listing]:
+    """The visible listings with `effective_rule_id`, `has_bounds`, `is_paused` and `is_disabled`
+    annotated, filtered: `rule` a rule (SKUs it applies to, from any level) or "none" (no rule applies);
+    `tag` carried by the SKU; `has_bounds` both min and max set (the engine never reprices without);
+    `paused` paused until a future time; `enabled` repricing switched on for the SKU."""
+    listings = with_effective_rule(
+        seller_data.listing_list(tenant=tenant, user=user, q=q), settings or repricing_settings()
+    ).annotate(
+        has_bounds=_pricing(min_price__isnull=False, max_price__isnull=False),
+        is_paused=_pricing(paused_until__gt=timezone.now()),
+        is_disabled=_pricing(enabled=False),
+    )
+    if rule == "none":
+        listings = listings.filter(Q(effective_rule_id__isnull=True))
+    elif isinstance(rule, RepricingRule):
+        listings = listings.filter(Q(effective_rule_id=rule.pk))
+    if tag:
+        listings = listings.filter(_pricing(tags__contains=[tag]))
+    if has_bounds is not None:
+        listings = listings.filter(has_bounds=has_bounds)
+    if paused is not None:
+        listings = listings.filter(is_paused=paused)
+    if enabled is not None:
+        listings = listings.filter(is_disabled=not enabled)
+    return listings
+
+
+def sku_counts(
+    *, tenant: Tenant, user: User | None, settings: RepricingSettings | None = None
+) -> dict[str, int]:
+    """How many visible SKUs have a rule, bounds, are paused or switched off (for the overview)."""
+    counts = sku_catalog(tenant=tenant, user=user, settings=settings).aggregate(
+        total=Count("pk"),
+        with_rule=Count("pk", filter=Q(effective_rule_id__isnull=False)),
+        with_bounds=Count("pk", filter=Q(has_bounds=True)),
+        ready=Count("pk", filter=Q(effective_rule_id__isnull=False, has_bounds=True, is_disabled=False)),
+        paused=Count("pk", filter=Q(is_paused=True)),
+        disabled=Count("pk", filter=Q(is_disabled=True)),
+    )
+    counts["without_rule"] = counts["total"] - counts["with_rule"]
+    counts["without_bounds"] = counts["total"] - counts["with_bounds"]
+    return counts
+
+
+def sku_get(*, tenant: Tenant, user: User | None, public_id: UUID | str) -> Listing:
+    """One visible listing by its public_id, or Listing.DoesNotExist."""
+    return seller_data.listing_list(tenant=tenant, user=user).get(public_id=public_id)
+
+
+def known_tags() -> list[str]:
+    """Every tag in use (on SKUs or in tag rules), sorted."""
+    on_skus = SkuPricing.objects.annotate(tag=Func(F("tags"), function="unnest")).values_list(
+        "tag", flat=True
+    )
+    return sorted(set(on_skus) | set(TagRule.objects.values_list("tag", flat=True)))
+
+
+def decision_list(
+    *,
+    tenant: Tenant,
+    user: User | None,
+    listing: Listing | None = None,
+    sku: str = "",
+    action: str = "",
+    reason: str = "",
+    alert: str = "",
+    trigger: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[PriceDecision]:
+    """Decisions on the member's listings, newest first, each with `submission_status` (None when
+    nothing was to be sent). `sku` matches SKU or ASIN (contains, any case)."""
+    visible = seller_data.listing_list(tenant=tenant, user=user).values("pk")
+    rows = PriceDecision.objects.filter(tenant=tenant, listing__in=visible)
+    if listing is not None:
+        rows = rows.filter(listing=listing)
+    if sku.strip():
+        rows = rows.filter(Q(listing__sku__icontains=sku.strip()) | Q(listing__asin__icontains=sku.strip()))
+    if action:
+        rows = rows.filter(action=action)
+    if reason:
+        rows = rows.filter(reason=reason)
+    if alert:
+        rows = rows.filter(alerts__contains=[alert])
+    if trigger:
+        rows = rows.filter(trigger=trigger)
+    if since is not None:
+        rows = rows.filter(decided_at__gte=since)
+    if until is not None:
+        rows = rows.filter(decided_at__lt=until)
+    status = PriceSubmission.objects.filter(decision=OuterRef("pk")).values("status")[:1]
+    return (
+        rows.select_related("listing", "listing__connection")
+        .annotate(submission_status=Subquery(status))
+        .order_by("-decided_at", "-id")
+    )
+
+
+def decision_get(*, tenant: Tenant, user: User | None, public_id: UUID | str) -> PriceDecision:
+    """One visible decision with its submissions prefetched, or PriceDecision.DoesNotExist."""
+    return (
+        decision_list(tenant=tenant, user=user)
+        .prefetch_related(
+            Prefetch("submissions", queryset=PriceSubmission.objects.order_by("queued_at", "id"))
+        )
+        .get(public_id=public_id)
+    )
+
+
+def decision_reasons() -> list[str]:
+    """The reason codes that occur in the company's decisions (for filter choices)."""
+    return sorted(PriceDecision.objects.order_by().values_list("reason", flat=True).distinct())
+
+
+def decision_alerts() -> list[str]:
+    rows = PriceDecision.objects.annotate(alert=Func(F("alerts"), function="unnest")).values_list(
+        "alert", flat=True
+    )
+    return sorted(set(rows))
+
+
+def submission_list(
+    *, tenant: Tenant, user: User | None, status: str = "", listing: Listing | None = None
+) -> QuerySet[PriceSubmission]:
+    """Submissions for the member's listings, newest first."""
+    visible = seller_data.listing_list(tenant=tenant, user=user).values("pk")
+    rows = PriceSubmission.objects.filter(tenant=tenant, listing__in=visible)
+    if status:
+        rows = rows.filter(status=status)
+    if listing is not None:
+        rows = rows.filter(listing=listing)
+    return rows.select_related("listing", "decision").order_by("-queued_at", "-id")
+
+
+def decisions_per_day(
+    *, tenant: Tenant, user: User | None, since: datetime, listing: Listing | None = None
+) -> list[dict[str, Any]]:
+    """[{"day": date, "action": ..., "count": n}] for decisions since `since` (UTC days)."""
+    rows = decision_list(tenant=tenant, user=user, listing=listing, since=since)
+    return list(
+        rows.annotate(day=TruncDate("decided_at"))
+        .values("day", "action")
+        .annotate(count=Count("pk"))
+        .order_by("day", "action")
+    )
+
+
+def offer_history(*, listing: Listing, since: datetime) -> QuerySet[OfferSnapshot]:
+    """The listing's offers snapshots since `since`, oldest first (Buy Box, lowest price, our offer)."""
+    return (
+        OfferSnapshot.objects.filter(listing=listing, observed_at__gte=since)
+        .only("observed_at", "buy_box_price", "lowest_landed_price", "currency", "offers", "we_hold_buy_box")
+        .order_by("observed_at", "id")
+    )
+
+
+def kill_switch_last_change() -> AuditEvent | None:
+    """Who last turned the kill switch on or off, when, and why (from the audit log)."""
+    return (
+        AuditEvent.objects.filter(action__in=("repricing.kill_switch_on", "repricing.kill_switch_off"))
+        .order_by("-created_at", "-id")
+        .first()
+    )
