@@ -10,9 +10,14 @@ import subprocess
 import sys
 import time
 
-from benchmarks import amazon_orders, amazon_tokens, rls_cost
+from benchmarks import amazon_orders, amazon_tokens, repricing_engine, rls_cost
 
-BENCHMARKS = {"rls_cost": rls_cost, "amazon_tokens": amazon_tokens, "amazon_orders": amazon_orders}
+BENCHMARKS = {
+    "rls_cost": rls_cost,
+    "amazon_tokens": amazon_tokens,
+    "amazon_orders": amazon_orders,
+    "repricing_engine": repricing_engine,
+}
 
 
 def main(argv: list[str]) -> int:

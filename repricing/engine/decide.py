@@ -58,6 +58,9 @@ def _schedule_entry(schedule: Schedule, now: datetime) -> ScheduleEntry | None:
 
 
 def _counts(counts: dict[str, int]) -> str:
+    if len(counts) == 1:
+        for what, count in counts.items():
+            return f"{count} {what}"
     return ", ".join(f"{count} {what}" for what, count in sorted(counts.items()))
 
 
@@ -84,24 +87,70 @@ def _explain_offers(
                 {"ignored": str(n)},
             )
         )
+    competing = len(selection.competitors)
+    message = f"{competing} competing offer{'s' if competing != 1 else ''} of {len(offers)} seen"
+    data = {"seen": str(len(offers)), "competitors": str(competing)}
     if selection.excluded:
         n = sum(selection.excluded.values())
-        trace.append(
-            TraceStep(
-                "filters",
-                f"Your filters left out {n} competitor offer{'s' if n != 1 else ''} "
-                f"({_counts(selection.excluded)})",
-                {"excluded": str(n)},
-            )
-        )
-    trace.append(
-        TraceStep(
-            "offers",
-            f"{len(selection.competitors)} competing offer{'s' if len(selection.competitors) != 1 else ''} "
-            f"of {len(offers)} seen",
-            {"seen": str(len(offers)), "competitors": str(len(selection.competitors))},
-        )
+        message += f"; your filters left out {n} ({_counts(selection.excluded)})"
+        data["excluded"] = str(n)
+    trace.append(TraceStep("offers", message, data))
+
+
+class _Outcome:
+    """Collects the trace, alerts, target and price reason of one decision, and builds the Decision."""
+
+    __slots__ = (
+        "alerts",
+        "kill_switch",
+        "listing",
+        "price_reason",
+        "rule",
+        "target",
+        "tenant_dry_run",
+        "trace",
     )
+
+    def __init__(self, listing: ListingState, rule: Rule, kill_switch: bool, tenant_dry_run: bool) -> None:
+        self.listing, self.rule = listing, rule
+        self.kill_switch, self.tenant_dry_run = kill_switch, tenant_dry_run
+        self.trace: list[TraceStep] = []
+        self.alerts: list[str] = []
+        self.target: Decimal | None = None
+        self.price_reason = ""
+
+    def finish(
+        self, action: str, reason: str, new_price: Decimal | None = None, pause_until: datetime | None = None
+    ) -> Decision:
+        """The Decision, after the kill switch and dry-run had their say on submitting it."""
+        trace, rule = self.trace, self.rule
+        submit = action == CHANGE
+        final_reason = reason
+        would = f" (this would have changed the price to {new_price})" if submit else ""
+        if self.kill_switch:
+            trace.append(TraceStep("kill_switch", f"Kill switch is on: nothing is sent to Amazon{would}", {}))
+            if submit:
+                final_reason, submit = "kill_switch", False
+        elif rule.dry_run or self.tenant_dry_run:
+            scope = "rule" if rule.dry_run else "tenant"
+            whose = "this rule" if rule.dry_run else "your account"
+            trace.append(
+                TraceStep("dry_run", f"Dry run ({whose}): nothing is sent to Amazon{would}", {"scope": scope})
+            )
+            if submit:
+                final_reason, submit = "dry_run", False
+        return Decision(
+            action=action,
+            old_price=self.listing.current_price,
+            new_price=new_price if action == CHANGE else None,
+            target_price=self.target,
+            reason=final_reason,
+            trace=tuple(trace),
+            alerts=tuple(self.alerts),
+            submit=submit,
+            price_reason=self.price_reason or reason,
+            pause_until=pause_until,
+        )
 
 
 def decide(
@@ -115,67 +164,19 @@ def decide(
 ) -> Decision:
     """Decide the price of one listing (see the module docstring for the steps). Never raises on valid
     inputs; never returns a price outside [min, max] or beyond the step and daily limits."""
-    trace: list[TraceStep] = []
-    alerts: list[str] = []
+    out = _Outcome(listing, rule, kill_switch, tenant_dry_run)
+    trace = out.trace
     current = listing.current_price
     now = _utc(history.now)
-    target: Decimal | None = None
-    price_reason = ""
-
-    def finish(
-        action: str, reason: str, new_price: Decimal | None = None, pause_until: datetime | None = None
-    ) -> Decision:
-        submit = action == CHANGE
-        final_reason = reason
-        if kill_switch:
-            trace.append(
-                TraceStep(
-                    "kill_switch",
-                    "Kill switch is on: nothing is sent to Amazon"
-                    + (f" (this would have changed the price to {new_price})" if submit else ""),
-                    {},
-                )
-            )
-            if submit:
-                final_reason, submit = "kill_switch", False
-        elif rule.dry_run or tenant_dry_run:
-            whose = "this rule" if rule.dry_run else "your account"
-            trace.append(
-                TraceStep(
-                    "dry_run",
-                    f"Dry run ({whose}): nothing is sent to Amazon"
-                    + (f" (this would have changed the price to {new_price})" if submit else ""),
-                    {"scope": "rule" if rule.dry_run else "tenant"},
-                )
-            )
-            if submit:
-                final_reason, submit = "dry_run", False
-        return Decision(
-            action=action,
-            old_price=current,
-            new_price=new_price if action == CHANGE else None,
-            target_price=target,
-            reason=final_reason,
-            trace=tuple(trace),
-            alerts=tuple(alerts),
-            submit=submit,
-            price_reason=price_reason or reason,
-            pause_until=pause_until,
-        )
 
     if current is None:
         trace.append(TraceStep("listing", "The listing has no current price: nothing to reprice", {}))
-        return finish(HOLD, "no_current_price")
+        return out.finish(HOLD, "no_current_price")
     paused_until = history.paused_until
     if paused_until is not None and _utc(paused_until) > now:
-        trace.append(
-            TraceStep(
-                "paused",
-                f"Repricing of this SKU is paused until {_utc(paused_until).isoformat()}",
-                {"until": _utc(paused_until).isoformat()},
-            )
-        )
-        return finish(HOLD, "paused")
+        until = _utc(paused_until).isoformat()
+        trace.append(TraceStep("paused", f"Repricing of this SKU is paused until {until}", {"until": until}))
+        return out.finish(HOLD, "paused")
     minimum, maximum = listing.min_price, listing.max_price
     if minimum is None or maximum is None:
         trace.append(
@@ -183,7 +184,7 @@ def decide(
                 "bounds", "Set a min and a max price for this SKU: it is never repriced without both", {}
             )
         )
-        return finish(HOLD, "no_bounds")
+        return out.finish(HOLD, "no_bounds")
     if minimum <= 0 or minimum > maximum:
         trace.append(
             TraceStep(
@@ -192,18 +193,18 @@ def decide(
                 {"min": str(minimum), "max": str(maximum)},
             )
         )
-        return finish(HOLD, "invalid_bounds")
+        return out.finish(HOLD, "invalid_bounds")
 
     entry = None if rule.schedule is None else _schedule_entry(rule.schedule, now)
     if entry is not None and entry.pause:
         trace.append(TraceStep("schedule", "Your schedule pauses repricing at this time", {}))
-        return finish(HOLD, "schedule_pause")
+        return out.finish(HOLD, "schedule_pause")
 
     selection = select(listing, offers, rule.filters)
     _explain_offers(offers, selection, listing, trace)
-    wanted, price_reason = strategy_target(listing, selection, rule, history, trace)
+    wanted, out.price_reason = strategy_target(listing, selection, rule, history, trace)
     if wanted is None:
-        return finish(HOLD, price_reason)
+        return out.finish(HOLD, out.price_reason)
 
     percent = adjustments(listing, rule, entry, trace)
     currency = listing.currency
@@ -217,29 +218,29 @@ def decide(
             )
         )
         wanted = adjusted
-    target = round_money(wanted, currency)
+    target = out.target = round_money(wanted, currency)
 
     guards = rule.guards
-    if guards.price_war is not None and target < current:
-        undercuts = undercuts_in_window(tuple(_utc(t) for t in history.undercut_times), now, guards.price_war)
-        if undercuts >= guards.price_war.undercuts:
-            until = now + timedelta(seconds=guards.price_war.pause_seconds)
-            alerts.append("price_war")
+    war = guards.price_war
+    if war is not None and target < current:
+        undercuts = undercuts_in_window(tuple(_utc(t) for t in history.undercut_times), now, war)
+        if undercuts >= war.undercuts:
+            until_at = now + timedelta(seconds=war.pause_seconds)
+            out.alerts.append("price_war")
             trace.append(
                 TraceStep(
                     "price_war",
-                    f"Competitors undercut you {undercuts} times in the last "
-                    f"{guards.price_war.window_seconds // 60} min: price war, repricing paused until "
-                    f"{until.isoformat()}",
-                    {"undercuts": str(undercuts), "until": until.isoformat()},
+                    f"Competitors undercut you {undercuts} times in the last {war.window_seconds // 60} min: "
+                    f"price war, repricing paused until {until_at.isoformat()}",
+                    {"undercuts": str(undercuts), "until": until_at.isoformat()},
                 )
             )
-            return finish(PAUSE, "price_war", pause_until=until)
+            return out.finish(PAUSE, "price_war", pause_until=until_at)
 
     if guards.anomaly_percent is not None and current > 0:
         move = anomaly_percent(current, target)
         if move >= guards.anomaly_percent:
-            alerts.append("anomaly")
+            out.alerts.append("anomaly")
             trace.append(
                 TraceStep(
                     "anomaly",
@@ -248,40 +249,39 @@ def decide(
                     {"move_percent": f"{move:.2f}"},
                 )
             )
-            return finish(HOLD, "anomaly")
+            return out.finish(HOLD, "anomaly")
 
     bounded, bound_reason = apply_bounds(target, minimum, maximum, rule.bounds.out_of_bounds, trace)
     if bound_reason is not None:
-        price_reason = bound_reason
+        out.price_reason = bound_reason
     if bounded is None:
-        return finish(HOLD, bound_reason or "bounds")
+        return out.finish(HOLD, bound_reason or "bounds")
     if bounded == current:
         trace.append(TraceStep("no_change", f"Already at {current}: no change", {}))
-        return finish(HOLD, "no_change")
+        return out.finish(HOLD, "no_change")
 
     last_change = history.last_change_at
-    wait = cooldown_remaining(
-        None if last_change is None else _utc(last_change), now, guards.cooldown_seconds
-    )
-    if wait:
-        trace.append(
-            TraceStep(
-                "cooldown",
-                f"Changed {guards.cooldown_seconds - wait:.0f} s ago; your cooldown is "
-                f"{guards.cooldown_seconds} s: keep the price for now",
-                {"seconds_left": f"{wait:.0f}"},
+    if guards.cooldown_seconds and last_change is not None:
+        wait = cooldown_remaining(_utc(last_change), now, guards.cooldown_seconds)
+        if wait:
+            trace.append(
+                TraceStep(
+                    "cooldown",
+                    f"Changed {guards.cooldown_seconds - wait:.0f} s ago; your cooldown is "
+                    f"{guards.cooldown_seconds} s: keep the price for now",
+                    {"seconds_left": f"{wait:.0f}"},
+                )
             )
-        )
-        return finish(HOLD, "cooldown")
+            return out.finish(HOLD, "cooldown")
 
     price, limit_reason = clamp_to_limits(
         current, bounded, minimum, maximum, guards, history.day_open_price, currency, trace
     )
     if price is None:
         if not minimum <= current <= maximum:
-            alerts.append("out_of_bounds")
-        return finish(HOLD, limit_reason or "limits_conflict")
+            out.alerts.append("out_of_bounds")
+        return out.finish(HOLD, limit_reason or "limits_conflict")
     trace.append(
         TraceStep("price", f"New price {price} (was {current})", {"old": str(current), "new": str(price)})
     )
-    return finish(CHANGE, limit_reason or price_reason, new_price=price)
+    return out.finish(CHANGE, limit_reason or out.price_reason, new_price=price)

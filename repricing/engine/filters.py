@@ -36,44 +36,81 @@ class Selection:
     excluded: dict[str, int] = field(default_factory=dict)
 
 
+_REASONS: dict[int, tuple[Filters, tuple[str, ...]]] = {}
+
+
+def _reasons(f: Filters) -> tuple[str, ...]:
+    """The trace phrase of each filter test, built once per rule's filters (keyed by identity: rules
+    are immutable and long-lived, and hashing one per offer list would cost more than the lookup)."""
+    cached = _REASONS.get(id(f))
+    if cached is not None and cached[0] is f:
+        return cached[1]
+    if len(_REASONS) >= 4096:
+        _REASONS.clear()
+    reasons = (
+        "excluded by name",
+        "not among your targeted sellers",
+        "Amazon",
+        f"not {f.fulfillment}",
+        f"below {f.min_feedback_rating or 0:g}% positive feedback",
+        f"fewer than {f.min_feedback_count} ratings",
+        f"ships from outside {', '.join(sorted(f.ships_from))}",
+        f"handling time over {f.max_handling_hours} h",
+    )
+    _REASONS[id(f)] = (f, reasons)
+    return reasons
+
+
 def exclusion(offer: Offer, filters: Filters) -> str | None:
-    """Why the filters exclude ``offer`` (a short phrase for the trace), or None if it counts."""
+    """Why the filters exclude ``offer`` (a short phrase for the trace), or None if it counts.
+    The same tests in the same order as the loop in `select`."""
     f = filters
-    if f.exclude_sellers and offer.seller_id in f.exclude_sellers:
-        return "excluded by name"
-    if f.only_sellers and offer.seller_id not in f.only_sellers:
-        return "not among your targeted sellers"
-    if f.exclude_amazon and offer.is_amazon:
-        return "Amazon"
-    if f.fulfillment != "any" and offer.fulfillment != f.fulfillment:
-        return f"not {f.fulfillment}"
-    if f.min_feedback_rating is not None and (
-        offer.feedback_rating is None or offer.feedback_rating < f.min_feedback_rating
-    ):
-        return f"below {f.min_feedback_rating:g}% positive feedback"
-    if f.min_feedback_count is not None and (
-        offer.feedback_count is None or offer.feedback_count < f.min_feedback_count
-    ):
-        return f"fewer than {f.min_feedback_count} ratings"
-    if f.ships_from and offer.ships_from is not None and offer.ships_from.upper() not in f.ships_from:
-        return f"ships from outside {', '.join(sorted(f.ships_from))}"
-    if (
+    checks = (
+        bool(f.exclude_sellers) and offer.seller_id in f.exclude_sellers,
+        bool(f.only_sellers) and offer.seller_id not in f.only_sellers,
+        f.exclude_amazon and offer.is_amazon,
+        f.fulfillment != "any" and offer.fulfillment != f.fulfillment,
+        f.min_feedback_rating is not None
+        and (offer.feedback_rating is None or offer.feedback_rating < f.min_feedback_rating),
+        f.min_feedback_count is not None
+        and (offer.feedback_count is None or offer.feedback_count < f.min_feedback_count),
+        bool(f.ships_from) and offer.ships_from is not None and offer.ships_from.upper() not in f.ships_from,
         f.max_handling_hours is not None
         and offer.handling_hours_max is not None
-        and offer.handling_hours_max > f.max_handling_hours
-    ):
-        return f"handling time over {f.max_handling_hours} h"
+        and offer.handling_hours_max > f.max_handling_hours,
+    )
+    for excluded, reason in zip(checks, _reasons(f), strict=True):
+        if excluded:
+            return reason
     return None
 
 
 def select(listing: ListingState, offers: Sequence[Offer], filters: Filters) -> Selection:
-    """Sort ``offers`` into ours, comparable Buy Box holders, competitors and the ignored (counted)."""
+    """Sort ``offers`` into ours, comparable Buy Box holders, competitors and the ignored (counted).
+
+    This is the engine's hot loop (every offer of every listing), so the filters are tested inline
+    here rather than through `exclusion` (the same tests in the same order, used to explain a single
+    offer); the tests hold the two to agreeing."""
     selection = Selection()
-    competitors, ours, buy_box = selection.competitors, selection.ours, selection.buy_box
+    competitors, ours, buy_box, excluded = (
+        selection.competitors,
+        selection.ours,
+        selection.buy_box,
+        selection.excluded,
+    )
     currency = listing.currency
     conditions = filters.conditions or (listing.condition.lower(),)
-    # The common case (no filter set) skips the per-offer exclusion call entirely.
-    unfiltered = filters == _NO_FILTERS
+    f = filters
+    exclude, only, no_amazon = f.exclude_sellers, f.only_sellers, f.exclude_amazon
+    channel = None if f.fulfillment == "any" else f.fulfillment
+    min_rating, min_count = f.min_feedback_rating, f.min_feedback_count
+    ships, max_hours = f.ships_from, f.max_handling_hours
+    active = bool(
+        exclude or only or no_amazon or channel or ships
+        or min_rating is not None or min_count is not None or max_hours is not None
+    )  # fmt: skip
+    if active:
+        reasons = _reasons(f)
     for offer in offers:
         if offer.currency != currency:
             if not offer.is_ours:
@@ -90,13 +127,32 @@ def select(listing: ListingState, offers: Sequence[Offer], filters: Filters) -> 
         if offer.is_ours:
             ours.append(offer)
             continue
-        if not unfiltered:
-            reason = exclusion(offer, filters)
+        if active:
+            reason = None
+            if exclude and offer.seller_id in exclude:
+                reason = reasons[0]
+            elif only and offer.seller_id not in only:
+                reason = reasons[1]
+            elif no_amazon and offer.is_amazon:
+                reason = reasons[2]
+            elif channel is not None and offer.fulfillment != channel:
+                reason = reasons[3]
+            elif min_rating is not None and (
+                offer.feedback_rating is None or offer.feedback_rating < min_rating
+            ):
+                reason = reasons[4]
+            elif min_count is not None and (offer.feedback_count is None or offer.feedback_count < min_count):
+                reason = reasons[5]
+            elif ships and offer.ships_from is not None and offer.ships_from.upper() not in ships:
+                reason = reasons[6]
+            elif (
+                max_hours is not None
+                and offer.handling_hours_max is not None
+                and offer.handling_hours_max > max_hours
+            ):
+                reason = reasons[7]
             if reason is not None:
-                selection.excluded[reason] = selection.excluded.get(reason, 0) + 1
+                excluded[reason] = excluded.get(reason, 0) + 1
                 continue
         competitors.append(offer)
     return selection
-
-
-_NO_FILTERS = Filters()

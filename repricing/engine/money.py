@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 HUNDRED = Decimal(100)
+ZERO = Decimal(0)
 
 #: ISO 4217 minor units that are not 2. Amazon's marketplaces use JPY (0) and otherwise 2-decimal
 #: currencies; the others are here so that a new marketplace does not silently round wrongly.
@@ -45,9 +46,10 @@ def limit_amount(
 ) -> Decimal:
     """The largest allowed move from ``reference``: the tighter of ``amount`` and ``percent`` % of it, both
     rounded *down* to the minor unit so that a move of exactly this size never exceeds either limit."""
-    limits = []
-    if amount is not None:
-        limits.append(amount.quantize(quantum(currency), rounding=ROUND_DOWN))
+    unit = quantum(currency)
+    room = None if amount is None else amount.quantize(unit, rounding=ROUND_DOWN)
     if percent is not None:
-        limits.append(percent_of(reference, percent, currency, ROUND_DOWN))
-    return max(min(limits), Decimal(0))
+        share = (reference * percent / HUNDRED).quantize(unit, rounding=ROUND_DOWN)
+        if room is None or share < room:
+            room = share
+    return room if room is not None and room > 0 else ZERO
