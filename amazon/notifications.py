@@ -593,7 +593,8 @@ def _pending_entry(row: OfferChangeNotification, event_ms: int) -> dict[str, Any
 
 
 def _hand_on(rows: list[OfferChangeNotification], parsed: ParsedNotification) -> None:
-    """After commit: mark the id seen and coalesce each stored row into its tenant's pending hash."""
+    """After commit: mark the id seen, coalesce each stored row into its tenant's pending hash and wake
+    each tenant's repricing consumer (debounced there)."""
     moment = parsed.time_of_offer_change or parsed.event_time
     client = redis_client()
     now_ms = int(time.time() * 1000)
@@ -615,6 +616,10 @@ def _hand_on(rows: list[OfferChangeNotification], parsed: ParsedNotification) ->
     except redis.RedisError:
         # The rows are committed with processed_at NULL: repricing's sweep still finds them.
         logger.warning("notifications intake: Redis unavailable; %d notification(s) not queued", len(rows))
+        return
+    from repricing.triggers import notifications_wake  # repricing builds on amazon, not the reverse
+
+    notifications_wake(row.tenant_id for row in rows)
 
 
 def notification_receive(

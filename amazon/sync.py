@@ -53,6 +53,7 @@ from amazon.models import Listing, OfferSnapshot, SellerConnection, SyncCursor
 from config.redis import redis_client
 from tenants.context import require_tenant, tenant_context
 from tenants.jobs import RunRecorder, job_run
+from tenants.models import JobRun
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,19 @@ class ReportFailed(Exception):
     next run requests a new one."""
 
 
+class ConnectionNotActive(Exception):
+    """The connection stopped being active (a person disconnected it, or Amazon refused its grant) while
+    a sync was running: the sync stops before its next call to Amazon."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        if status == SellerConnection.Status.NEEDS_REAUTHORIZATION:
+            why = "the Amazon account needs re-authorisation"
+        else:
+            why = "the Amazon account was disconnected while this ran"
+        super().__init__(f"Stopped: {why}. Nothing more was asked of Amazon for it.")
+
+
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
@@ -165,6 +179,40 @@ def _single_run(connection: SellerConnection, kind: str) -> Iterator[None]:
             key,
             owner,
         )
+
+
+def ensure_still_active(connection: SellerConnection) -> None:
+    """Call before each request to Amazon in a sync: the connection's status as committed now (one
+    query by primary key). A connection disconnected while the sync pages through Amazon raises
+    ConnectionNotActive: this worker still holds its credentials in memory and must not use them."""
+    with tenant_context(require_tenant()):
+        status = SellerConnection.objects.filter(pk=connection.pk).values_list("status", flat=True).first()
+    if status != SellerConnection.Status.ACTIVE:
+        connection.status = status or SellerConnection.Status.DISCONNECTED
+        raise ConnectionNotActive(connection.status)
+
+
+@contextlib.contextmanager
+def connection_run(kind: str, connection: SellerConnection, *, triggered_by: str) -> Iterator[RunRecorder]:
+    """`job_run` for a sync of one connection that stops cleanly when the connection stops being active
+    mid-way (ConnectionNotActive): the body ends there, the task does not fail, what was committed stays
+    (cursors included, so a reconnected account resumes), and the run says why: outcome `partial` (or
+    `skipped` when nothing was done yet), the reason as its error, `stopped: 1` in its counts."""
+    stopped: ConnectionNotActive | None = None
+    with job_run(kind, triggered_by=triggered_by) as run:
+        try:
+            yield run
+        except ConnectionNotActive as error:
+            stopped = error
+            run.count("stopped")
+            logger.info("%s of connection %s stopped: it is %s", kind, connection.public_id, error.status)
+    if stopped is not None:
+        # job_run has just recorded success; this run stopped short of it.
+        record = run.run
+        record.outcome = JobRun.Outcome.PARTIAL if record.progress_done else JobRun.Outcome.SKIPPED
+        record.error = str(stopped)
+        with tenant_context(require_tenant()):
+            record.save(update_fields=["outcome", "error", "updated_at"])
 
 
 def connection_marketplace_ids(connection: SellerConnection) -> list[str]:
@@ -397,7 +445,7 @@ def sync_listings(
     tenant context, outside a transaction. Returns the run's counts."""
     with (
         _single_run(connection, "listings"),
-        job_run("amazon.sync_listings", triggered_by=triggered_by) as run,
+        connection_run("amazon.sync_listings", connection, triggered_by=triggered_by) as run,
     ):
         for name in ("created", "updated", "unchanged", "removed"):
             run.count(name, 0)
@@ -420,7 +468,7 @@ def sync_listings(
                     done_before += done
                     continue
             done_before += report.sync(done_before)
-        return dict(run.run.counts)
+    return dict(run.run.counts)
 
 
 def _known_large(connection: SellerConnection, marketplace_id: str) -> bool:
@@ -450,6 +498,7 @@ def _sync_marketplace_listings(
     if state.next_token:
         run.count("resumed_passes")
     while True:
+        ensure_still_active(connection)
         params: dict[str, Any] = {
             "sellerId": connection.selling_partner_id,
             "marketplaceIds": marketplace_id,
@@ -594,6 +643,7 @@ class _ListingsReport:
         if self.state.next_token:
             self.run.count("resumed_reports")
         else:
+            ensure_still_active(self.connection)
             response = client.create_report(
                 reportType=LISTINGS_REPORT_TYPE, marketplaceIds=[self.marketplace_id]
             )
@@ -611,8 +661,10 @@ class _ListingsReport:
         if not document_id:
             self._abandon()
             raise ReportFailed(f"report {self.state.next_token} is DONE without a document")
+        ensure_still_active(self.connection)
         response = client.get_report_document(document_id)
         document = response.payload if isinstance(response.payload, dict) else {}
+        ensure_still_active(self.connection)
         text = _download_report(document, self.policy or RetryPolicy.from_settings(), self.sleep)
         return self._write(text, done_before)
 
@@ -620,6 +672,7 @@ class _ListingsReport:
         waited = 0.0
         attempt = 0
         while True:
+            ensure_still_active(self.connection)
             response = client.get_report(self.state.next_token)
             report = response.payload if isinstance(response.payload, dict) else {}
             status = str(report.get("processingStatus") or "")
@@ -839,8 +892,13 @@ def sync_offers(
 ) -> dict[str, int]:
     """Snapshot the offers on the connection's listings (all not removed, or `skus`), 20 per
     getListingOffersBatch call, each batch committed on its own. Runs in the tenant context, outside a
-    transaction. A SKU Amazon answers with an error is counted as failed, the others are kept."""
-    with _single_run(connection, "offers"), job_run("amazon.sync_offers", triggered_by=triggered_by) as run:
+    transaction. A SKU Amazon answers with an error is counted as failed, the others are kept.
+    A refresh of chosen `skus` (repricing's poll, "reprice now") takes no lock: it runs beside a full
+    pass, the shared token bucket keeping both inside Amazon's quota."""
+    lock: contextlib.AbstractContextManager[None] = (
+        _single_run(connection, "offers") if skus is None else contextlib.nullcontext()
+    )
+    with lock, connection_run("amazon.sync_offers", connection, triggered_by=triggered_by) as run:
         run.count("snapshots", 0)
         run.count("failed", 0)
         with tenant_context(require_tenant()):
@@ -868,6 +926,7 @@ def sync_offers(
             for start in range(0, len(rows_in_marketplace), OFFERS_BATCH_SIZE):
                 batch = rows_in_marketplace[start : start + OFFERS_BATCH_SIZE]
                 by_sku = {row["sku"]: row for row in batch}
+                ensure_still_active(connection)
                 response = clients[marketplace_id].get_listing_offers_batch(
                     requests_=[
                         {
@@ -904,4 +963,4 @@ def sync_offers(
                 run.count("failed", failed)
                 done += len(batch)
                 run.progress(done, len(listings))
-        return dict(run.run.counts)
+    return dict(run.run.counts)

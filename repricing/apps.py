@@ -1,4 +1,11 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
+
+#: The sweep of notifications whose wake-up was lost (the fast path reacts within seconds).
+NOTIFICATIONS_SWEEP_EVERY = timedelta(minutes=1)
+#: The scheduled poll (repricing.triggers.POLL_EVERY; the poll sizes its budget to this period).
+POLL_EVERY = timedelta(minutes=5)
 
 
 class RepricingConfig(AppConfig):
@@ -18,3 +25,8 @@ class RepricingConfig(AppConfig):
             "repricing.follow_up_submissions",
             tasks_submission.FOLLOW_UP_EVERY,
         )
+
+        register_periodic(
+            "repricing.sweep_notifications", "repricing.sweep_notifications", NOTIFICATIONS_SWEEP_EVERY
+        )
+        register_periodic("repricing.poll", "repricing.poll", POLL_EVERY)
