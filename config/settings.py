@@ -461,6 +461,16 @@ AMAZON_NOTIFICATIONS_MAX_AGE_SECONDS = env_int("AMAZON_NOTIFICATIONS_MAX_AGE_SEC
 # The largest notification body accepted (bytes); Amazon's are a few kilobytes (at most 20 offers).
 AMAZON_NOTIFICATIONS_MAX_BYTES = env_int("AMAZON_NOTIFICATIONS_MAX_BYTES", 256 * 1024)
 
+# --- Repricing tools: SKU pricing by CSV, backtests (docs/repricing.md) ---------------------------------
+REPRICING_IMPORT_MAX_BYTES = env_int("REPRICING_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
+REPRICING_IMPORT_MAX_ROWS = env_int("REPRICING_IMPORT_MAX_ROWS", 100_000)
+# Files up to this many rows are checked (and applied) in the request; larger ones by a background job.
+REPRICING_IMPORT_INLINE_ROWS = env_int("REPRICING_IMPORT_INLINE_ROWS", 2_000)
+REPRICING_BACKTEST_MAX_DAYS = env_int("REPRICING_BACKTEST_MAX_DAYS", 90)
+REPRICING_BACKTEST_MAX_SKUS = env_int("REPRICING_BACKTEST_MAX_SKUS", 5_000)
+# Their tasks live next to their services (a worker imports them here; autodiscovery finds only tasks.py).
+CELERY_IMPORTS = ["repricing.bounds_import", "repricing.backtest"]
+
 # --- Logging --------------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

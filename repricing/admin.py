@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from repricing.models import PriceDecision, PriceSubmission, RepricingRule, RepricingSettings
+from repricing.models import (
+    Backtest,
+    BoundsImport,
+    PriceDecision,
+    PriceSubmission,
+    RepricingRule,
+    RepricingSettings,
+)
 from tenants.admin import PlatformReadOnlyAdmin
 
 
@@ -74,6 +81,62 @@ class PriceSubmissionAdmin(PlatformReadOnlyAdmin):
         "queued_at",
         "sent_at",
         "accepted_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(BoundsImport)
+class BoundsImportAdmin(PlatformReadOnlyAdmin):
+    # The file itself (csv_text: costs) is not shown; its counts and errors are.
+    list_display = ("created_at", "tenant", "file_name", "status", "row_count", "error_count", "applied_at")
+    list_filter = ("status",)
+    fields = (
+        "public_id",
+        "tenant",
+        "status",
+        "file_name",
+        "file_size",
+        "row_count",
+        "columns",
+        "error_count",
+        "preview",
+        "result",
+        "failure",
+        "created_at",
+        "applied_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(Backtest)
+class BacktestAdmin(PlatformReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "tenant",
+        "name",
+        "status",
+        "progress_done",
+        "progress_total",
+        "finished_at",
+    )
+    list_filter = ("status",)
+    fields = (
+        "public_id",
+        "tenant",
+        "name",
+        "status",
+        "rule_name",
+        "rule_version",
+        "selection",
+        "period_start",
+        "period_end",
+        "progress_done",
+        "progress_total",
+        "summary",
+        "error",
+        "created_at",
+        "started_at",
         "finished_at",
     )
     readonly_fields = fields

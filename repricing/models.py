@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from amazon.models import Listing
-from tenants.models import TenantOwned
+from tenants.models import JobRun, TenantOwned
 
 
 def money_field(**options: Any) -> models.DecimalField:
@@ -257,3 +258,99 @@ class PriceSubmission(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.price} {self.currency} via {self.channel} ({self.status})"
+
+
+# --- Tools: SKU pricing imported from a CSV file, and backtests of a rule (repricing/bounds_import.py,
+# repricing/backtest.py) ---------------------------------------------------------------------------------
+
+
+class BoundsImport(TenantOwned):
+    """A CSV file of SKU costs, fees, bounds, rules and tags: checked row by row, previewed, and applied
+    all at once (or not at all) when the seller confirms. The file is kept until it is applied."""
+
+    class Status(models.TextChoices):
+        VALIDATING = "validating", "Checking"
+        INVALID = "invalid", "Has errors"
+        READY = "ready", "Ready to apply"
+        APPLYING = "applying", "Applying"
+        APPLIED = "applied", "Applied"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.VALIDATING)
+    file_name = models.CharField(max_length=255, blank=True)
+    file_size = models.PositiveIntegerField(default=0)
+    delimiter = models.CharField(max_length=1, default=",")
+    columns = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    row_count = models.PositiveIntegerField(default=0)
+    #: The uploaded file (UTF-8 text), kept until applied; emptied once applied or found invalid.
+    csv_text = models.TextField(blank=True)
+    #: Every problem found, [[row, column, message], ...] (row 1 is the header), up to a cap.
+    errors = models.JSONField(default=list, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    #: What applying would change (counts and a sample), from the last check.
+    preview = models.JSONField(default=dict, blank=True)
+    #: What applying did change (counts).
+    result = models.JSONField(default=dict, blank=True)
+    failure = models.TextField(blank=True)
+    job_run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "public_id"], name="boundsimport_public_id")]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="boundsimport_time")]
+
+    def __str__(self) -> str:
+        return f"import {self.file_name or self.public_id} ({self.status})"
+
+
+class Backtest(TenantOwned):
+    """A rule (saved, or an edited configuration not yet saved) replayed over the stored offer history
+    of some SKUs for a period: what our price would have been, next to what it was."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    rule = models.ForeignKey(
+        RepricingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule_name = models.CharField(max_length=200, blank=True)
+    rule_version = models.PositiveIntegerField(null=True, blank=True)
+    #: The engine's rule as replayed (canonical `Rule.to_dict()`).
+    rule_config = models.JSONField()
+    #: Which SKUs: {"kind": "all"} | {"kind": "tag", "tag": ...} | {"kind": "skus", "skus": [...]}.
+    selection = models.JSONField(default=dict)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    #: Across SKUs: counts, shares, average price difference, speed.
+    summary = models.JSONField(default=dict, blank=True)
+    #: Per SKU: counts and the price series (capped in SKUs and points).
+    results = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    job_run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "public_id"], name="backtest_public_id")]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="backtest_time")]
+
+    def __str__(self) -> str:
+        return f"backtest {self.name or self.public_id} ({self.status})"

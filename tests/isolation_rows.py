@@ -26,6 +26,8 @@ from amazon.models import (
     SyncCursor,
 )
 from repricing.models import (
+    Backtest,
+    BoundsImport,
     PriceDecision,
     PriceSubmission,
     RepricingRule,
@@ -188,6 +190,36 @@ def _price_submission(tenant: Tenant, canary: str) -> Model:
     )
 
 
+def _bounds_import(tenant: Tenant, canary: str) -> Model:
+    """A checked import, ready to apply, that sets bounds on the tenant's first listing."""
+    listing = Listing.objects.filter(tenant=tenant).order_by("id").first() or _listing(tenant, canary)
+    return BoundsImport.objects.create(
+        tenant=tenant,
+        status=BoundsImport.Status.READY,
+        file_name=f"{canary}.csv",
+        columns=["sku", "min_price", "max_price"],
+        row_count=1,
+        csv_text=f"sku,min_price,max_price\n{listing.sku},10.00,20.00\n",  # type: ignore[attr-defined]
+        preview={"counts": {"rows": 1, "changing": 1}, "sample": []},
+    )
+
+
+def _backtest(tenant: Tenant, canary: str) -> Model:
+    now = timezone.now()
+    return Backtest.objects.create(
+        tenant=tenant,
+        name=canary,
+        status=Backtest.Status.SUCCEEDED,
+        rule_name=canary,
+        rule_config={"strategy": {"kind": "buy_box", "mode": "beat", "amount": "0.01"}},
+        selection={"kind": "all"},
+        period_start=now - timedelta(days=7),
+        period_end=now,
+        summary={"skus": 1, "observations": 0},
+        results=[{"sku": canary, "observations": 0, "points": []}],
+    )
+
+
 ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "tenants.auditevent": _audit_event,
     "tenants.jobrun": _job_run,
@@ -207,4 +239,6 @@ ROW_MAKERS: dict[str, Callable[[Tenant, str], Model]] = {
     "repricing.skupricing": _sku_pricing,
     "repricing.pricedecision": _price_decision,
     "repricing.pricesubmission": _price_submission,
+    "repricing.boundsimport": _bounds_import,
+    "repricing.backtest": _backtest,
 }
