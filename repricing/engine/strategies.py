@@ -9,7 +9,8 @@ Modes: "match" takes the competitor's landed price; "beat" goes below it by the 
 percent of it rounded half up to the minor unit (1 % of 19.99 is 0.20 → 19.79); "above" stays above it
 the same way. A beat/above step smaller than the currency's minor unit (0.001 USD, 0.5 JPY) moves one
 unit, so "beat" always really goes below. Ties between competitors at the same landed price are broken
-by seller id, so the outcome (and the trace) never depends on the order the offers arrived in.
+by seller id (then the offers' other fields), so the outcome and the trace never depend on the order
+the offers arrived in.
 
 When several comparable offers hold the Buy Box (Amazon may show a Prime and a non-Prime winner), the
 lowest landed one is "the Buy Box". Our holding any of them counts as holding it.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from repricing.engine.filters import Selection, exclusion
 from repricing.engine.money import HUNDRED, percent_of, quantum, round_money
@@ -37,8 +39,19 @@ def describe(offer: Offer) -> str:
     return f"{offer.price + offer.shipping} ({who}, {offer.fulfillment})"
 
 
+def _tie_key(offer: Offer) -> tuple[Any, ...]:
+    return (
+        offer.seller_id, offer.fulfillment, offer.price, offer.condition, offer.is_amazon,
+        offer.is_buy_box_winner,
+        -1.0 if offer.feedback_rating is None else offer.feedback_rating,
+        -1 if offer.feedback_count is None else offer.feedback_count,
+        offer.ships_from or "", -1 if offer.handling_hours_max is None else offer.handling_hours_max,
+    )  # fmt: skip
+
+
 def lowest(offers: Iterable[Offer]) -> Offer | None:
-    """The offer with the lowest landed price; ties go to the smaller seller id (deterministic)."""
+    """The offer with the lowest landed price; ties go to the smaller seller id (then the other fields),
+    so that the choice, and the trace that names it, never depends on the order offers arrived in."""
     best: Offer | None = None
     best_landed = ZERO
     for offer in offers:
@@ -46,7 +59,7 @@ def lowest(offers: Iterable[Offer]) -> Offer | None:
         if (
             best is None
             or landed < best_landed
-            or (landed == best_landed and offer.seller_id < best.seller_id)
+            or (landed == best_landed and _tie_key(offer) < _tie_key(best))
         ):
             best, best_landed = offer, landed
     return best
