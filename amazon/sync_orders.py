@@ -46,9 +46,16 @@ from sp_api.api import Finances, Orders
 
 from amazon.clients import AmazonRequestError, RetryPolicy, sp_api_client
 from amazon.models import FinancialEvent, Order, OrderItem, SellerConnection, SyncCursor
-from amazon.sync import SyncAlreadyRunning, _money, _single_run, connection_marketplace_ids
+from amazon.sync import (
+    SyncAlreadyRunning,
+    _money,
+    _single_run,
+    connection_marketplace_ids,
+    connection_run,
+    ensure_still_active,
+)
 from tenants.context import require_tenant, tenant_context
-from tenants.jobs import RunRecorder, job_run
+from tenants.jobs import RunRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +278,10 @@ def sync_orders(
     interrupted pass. `since`: where a first run starts (default: the configured lookback).
 
     Runs in the current tenant context, outside a transaction. Returns the run's counts."""
-    with _single_run(connection, "orders"), job_run("amazon.sync_orders", triggered_by=triggered_by) as run:
+    with (
+        _single_run(connection, "orders"),
+        connection_run("amazon.sync_orders", connection, triggered_by=triggered_by) as run,
+    ):
         for name in ("created", "updated", "unchanged"):
             run.count(name, 0)
         pages = done = 0
@@ -281,7 +291,7 @@ def sync_orders(
             )
         if with_items:
             _sync_order_items(connection, run, policy, items_limit)
-        return dict(run.run.counts)
+    return dict(run.run.counts)
 
 
 def _sync_marketplace_orders(
@@ -300,6 +310,7 @@ def _sync_marketplace_orders(
     if state.next_token:
         run.count("resumed_passes")
     while True:
+        ensure_still_active(connection)
         try:
             if state.next_token:
                 # The page size again: harmless at Amazon, and the simulator reads it per page.
@@ -387,6 +398,7 @@ def _sync_order_items(
     run.count("items_backlog", max(0, backlog - len(rows)))
     clients: dict[str, Any] = {}
     for row in rows:
+        ensure_still_active(connection)
         marketplace_id = row["marketplace_id"]
         if marketplace_id not in clients:
             clients[marketplace_id] = sp_api_client(Orders, connection, marketplace_id, policy=policy)
@@ -399,6 +411,7 @@ def _sync_order_items(
                 token = str(response.next_token or payload.get("NextToken") or "")
                 if not token:
                     break
+                ensure_still_active(connection)
                 response = clients[marketplace_id].get_order_items(row["amazon_order_id"], NextToken=token)
         except AmazonRequestError as error:  # e.g. 404: counted, tried again on the next run
             logger.info("order items of %s: %s", row["amazon_order_id"], error)
@@ -579,7 +592,7 @@ def sync_financial_events(
     overlap = timedelta(hours=settings.AMAZON_FINANCES_OVERLAP_HOURS)
     with (
         _single_run(connection, FINANCES_KIND),
-        job_run("amazon.sync_financial_events", triggered_by=triggered_by) as run,
+        connection_run("amazon.sync_financial_events", connection, triggered_by=triggered_by) as run,
     ):
         run.count("events", 0)
         run.count("attached", 0)
@@ -600,6 +613,7 @@ def sync_financial_events(
             run.count("resumed_passes")
         pages = 0
         while True:
+            ensure_still_active(connection)
             try:
                 if next_token:
                     response = client.list_financial_events(
@@ -651,4 +665,5 @@ def sync_financial_events(
             if after_page is not None:
                 after_page(pages)
             if not next_token:
-                return dict(run.run.counts)
+                break
+    return dict(run.run.counts)
