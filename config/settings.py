@@ -471,6 +471,20 @@ REPRICING_BACKTEST_MAX_SKUS = env_int("REPRICING_BACKTEST_MAX_SKUS", 5_000)
 # Their tasks live next to their services (a worker imports them here; autodiscovery finds only tasks.py).
 CELERY_IMPORTS = ["repricing.bounds_import", "repricing.backtest"]
 
+# --- Repricing: sending prices to Amazon (repricing/submission.py) --------------------------------------
+# Up to this many changes of one connection and marketplace go as single patchListingsItem calls; more
+# go as one JSON_LISTINGS_FEED.
+REPRICING_PATCH_MAX = env_int("REPRICING_PATCH_MAX", 20)
+REPRICING_FEED_MAX_MESSAGES = env_int("REPRICING_FEED_MAX_MESSAGES", 5000)
+# A price still queued after this long (a long 429 storm) is not sent: the next decision sends a fresh one.
+REPRICING_QUEUED_MAX_AGE_SECONDS = env_int("REPRICING_QUEUED_MAX_AGE_SECONDS", 3600)
+# A "sending" row without Amazon's answer older than this has an unknown outcome (above any send's time
+# limit); it is watched for REPRICING_UNKNOWN_WATCH_SECONDS, never sent again.
+REPRICING_SENDING_STALE_SECONDS = env_int("REPRICING_SENDING_STALE_SECONDS", 600)
+REPRICING_UNKNOWN_WATCH_SECONDS = env_int("REPRICING_UNKNOWN_WATCH_SECONDS", 3600)
+# An accepted price not live after this long fails (Amazon usually applies one within minutes).
+REPRICING_FOLLOW_UP_MAX_HOURS = float(env("REPRICING_FOLLOW_UP_MAX_HOURS", "24"))
+
 # --- Logging --------------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
