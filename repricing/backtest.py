@@ -52,6 +52,7 @@ from accounts.models import User
 from accounts.roles import Permission, role_allows
 from amazon.models import Listing, OfferSnapshot, SellerConnection
 from config.celery import app
+from repricing.bounds_import import visible_listings
 from repricing.engine import History, ListingState, Offer, Rule, decide
 from repricing.engine.amazon_offers import OfferFormatError, offers_from_pricing
 from repricing.engine.types import CHANGE, PAUSE
@@ -542,9 +543,9 @@ def period_of(first_day: date, last_day: date, zone: ZoneInfo) -> Period:
     return Period(start, end)
 
 
-def selected_listings(selection: dict[str, Any]) -> Any:
-    """The listings a selection names (a queryset, in the current tenant)."""
-    listings = Listing.objects.all()
+def selected_listings(selection: dict[str, Any], user: User | None) -> Any:
+    """The listings a selection names, of those `user` may see (a queryset, in the current tenant)."""
+    listings = visible_listings(user)
     kind = selection.get("kind", "all")
     if kind == "tag":
         ids = SkuPricing.objects.filter(tags__contains=[selection["tag"]]).values("listing_id")
@@ -554,7 +555,7 @@ def selected_listings(selection: dict[str, Any]) -> Any:
     return listings.exclude(status=Listing.Status.REMOVED)
 
 
-def _selection(skus: Sequence[str] | None, tag: str | None) -> dict[str, Any]:
+def _selection(skus: Sequence[str] | None, tag: str | None, user: User | None) -> dict[str, Any]:
     if skus and tag:
         raise RepricingError("Choose SKUs or a tag, not both.", field="tag")
     if tag is not None and tag.strip():
@@ -566,7 +567,7 @@ def _selection(skus: Sequence[str] | None, tag: str | None) -> dict[str, Any]:
         wanted = sorted({sku.strip() for sku in skus if sku and sku.strip()})
         if not wanted:
             raise RepricingError("Name at least one SKU.", field="skus")
-        found = set(Listing.objects.filter(sku__in=wanted).values_list("sku", flat=True))
+        found = set(visible_listings(user).filter(sku__in=wanted).values_list("sku", flat=True))
         unknown = [sku for sku in wanted if sku not in found]
         if unknown:
             shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
@@ -610,8 +611,8 @@ def backtest_create(
     canonical, label, version = _rule_choice(rule, config)
     zone = ZoneInfo(repricing_settings().timezone or "UTC")
     period = period_of(start, end, zone)
-    selection = _selection(skus, tag)
-    listings = selected_listings(selection)
+    selection = _selection(skus, tag, actor)
+    listings = selected_listings(selection, actor)
     count = listings.count()
     limit = settings.REPRICING_BACKTEST_MAX_SKUS
     if count > limit:
@@ -658,7 +659,11 @@ def backtest_run(*, backtest_id: str | UUID) -> None:
     """Run a queued backtest (a non-atomic job: progress is committed per batch of SKUs)."""
     tenant = require_tenant()
     with tenant_context(tenant):
-        backtest = Backtest.objects.filter(public_id=backtest_id, status=Backtest.Status.QUEUED).first()
+        backtest = (
+            Backtest.objects.select_related("created_by")
+            .filter(public_id=backtest_id, status=Backtest.Status.QUEUED)
+            .first()
+        )
         if backtest is None:
             return
         backtest.status = Backtest.Status.RUNNING
@@ -669,7 +674,11 @@ def backtest_run(*, backtest_id: str | UUID) -> None:
         with job_run(JOB_KIND, triggered_by="user") as run:
             with tenant_context(tenant):
                 Backtest.objects.filter(pk=backtest.pk).update(job_run=run.run)
-                listings = list(selected_listings(backtest.selection).order_by("sku", "marketplace_id", "id"))
+                listings = list(
+                    selected_listings(backtest.selection, backtest.created_by).order_by(
+                        "sku", "marketplace_id", "id"
+                    )
+                )
             rule = Rule.from_dict(backtest.rule_config)
             total = len(listings)
             run.progress(0, total)

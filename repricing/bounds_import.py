@@ -42,6 +42,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import Permission, role_allows
 from amazon.models import Listing
+from amazon.selectors import seller_connection_list
 from config.celery import app
 from repricing.models import BoundsImport, RepricingRule, SkuPricing
 from repricing.services import SKU_FIELDS, RepricingError, sku_pricing_values_clean
@@ -98,6 +99,11 @@ class ImportFileError(RepricingError):
     def __init__(self, message: str, *, code: str = "invalid_file", status: int = 400) -> None:
         super().__init__(message, code=code, status=status, field="file")
 
+    @staticmethod
+    def too_large_message() -> str:
+        limit = _limit_text(settings.REPRICING_IMPORT_MAX_BYTES)
+        return f"The file is larger than {limit}: split it into smaller files."
+
 
 def _require(actor_role: str) -> None:
     if not role_allows(actor_role, Permission.CHANGE_AUTOMATION):
@@ -126,11 +132,7 @@ def read_csv(data: bytes) -> CsvFile:
     """Decode and parse an uploaded file, or refuse it with `ImportFileError`."""
     limit = settings.REPRICING_IMPORT_MAX_BYTES
     if len(data) > limit:
-        raise ImportFileError(
-            f"The file is larger than {_limit_text(limit)}: split it into smaller files.",
-            code="file_too_large",
-            status=413,
-        )
+        raise ImportFileError(ImportFileError.too_large_message(), code="file_too_large", status=413)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -164,6 +166,8 @@ def parse_csv_text(text: str) -> CsvFile:
     """Parse decoded CSV text: header, columns, rows (blank rows skipped), size limits."""
     if text.startswith("\ufeff"):
         text = text[1:]
+    if "\x00" in text:
+        raise ImportFileError("The file contains NUL characters: it is not a text CSV file.")
     if not text.strip():
         raise ImportFileError(
             "The file is empty: the first row names the columns, e.g. sku,min_price,max_price."
@@ -219,6 +223,16 @@ def parse_csv_text(text: str) -> CsvFile:
 # --- Checking the rows ----------------------------------------------------------------------------------
 
 
+def visible_listings(user: User | None) -> Any:
+    """The listings `user` may work on: the company's, within the Amazon accounts a per-connection grant
+    restricts them to (API keys: all). A SKU outside them is unknown, as another company's is."""
+    listings = Listing.objects.all()
+    if user is None:
+        return listings
+    connections = seller_connection_list(tenant=require_tenant(), user=user, include_disconnected=True)
+    return listings.filter(connection__in=connections)
+
+
 class ListingRef(NamedTuple):
     id: int
     sku: str
@@ -246,14 +260,16 @@ def _skus(csv_file: CsvFile) -> set[str]:
     return {_unquote_formula(cells[index].strip()) for _, cells in csv_file.rows if len(cells) > index}
 
 
-def load_lookup(skus: Iterable[str], *, lock: bool = False) -> Lookup:
-    """Read what the check needs (in the current tenant's transaction); `lock` locks the SKUs' pricing
-    rows until the transaction ends (applying)."""
+def load_lookup(skus: Iterable[str], *, user: User | None, lock: bool = False) -> Lookup:
+    """Read what the check needs (in the current tenant's transaction), as `user` may see it; `lock`
+    locks the SKUs' pricing rows until the transaction ends (applying)."""
     wanted = sorted(sku for sku in skus if sku)
     listings: dict[str, list[ListingRef]] = {}
     for start in range(0, len(wanted), LOOKUP_CHUNK):
-        for ref in Listing.objects.filter(sku__in=wanted[start : start + LOOKUP_CHUNK]).values_list(
-            "id", "sku", "marketplace_id"
+        for ref in (
+            visible_listings(user)
+            .filter(sku__in=wanted[start : start + LOOKUP_CHUNK])
+            .values_list("id", "sku", "marketplace_id")
         ):
             listings.setdefault(ref[1], []).append(ListingRef(*ref))
     ids = sorted(ref.id for refs in listings.values() for ref in refs)
@@ -525,7 +541,7 @@ def bounds_import_create(*, data: bytes, file_name: str, actor: User | None, act
     if _runs_in_background(row.row_count):
         enqueue(bounds_import_check_task, tenant=require_tenant(), import_id=str(row.public_id))
     else:
-        _store_check(row, check_rows(csv_file, load_lookup(_skus(csv_file))))
+        _store_check(row, check_rows(csv_file, load_lookup(_skus(csv_file), user=actor)))
     return row
 
 
@@ -548,7 +564,11 @@ def bounds_import_apply(*, bounds_import: BoundsImport, actor: User | None, acto
     against the current settings first: if a row no longer passes, nothing is written and the import
     turns INVALID with the errors."""
     _require(actor_role)
-    row = BoundsImport.objects.select_for_update().select_related("job_run").get(pk=bounds_import.pk)
+    row = (
+        BoundsImport.objects.select_for_update(of=("self",))
+        .select_related("job_run")
+        .get(pk=bounds_import.pk)
+    )
     status = effective_status(row)
     if status == BoundsImport.Status.APPLIED:
         raise RepricingError("This file has already been applied.", code="already_applied", status=409)
@@ -573,7 +593,7 @@ def bounds_import_apply(*, bounds_import: BoundsImport, actor: User | None, acto
 def _apply_now(row: BoundsImport) -> None:
     """Check again with the SKUs' pricing locked, then write every change, in the caller's transaction."""
     csv_file = parse_csv_text(row.csv_text)
-    check = check_rows(csv_file, load_lookup(_skus(csv_file), lock=True))
+    check = check_rows(csv_file, load_lookup(_skus(csv_file), user=row.applied_by, lock=True))
     if check.error_count:
         _store_check(row, check)
         return
@@ -638,7 +658,11 @@ def bounds_import_check(*, import_id: str) -> None:
     """Check a large file's rows, with progress, and store the outcome (READY or INVALID)."""
     tenant = require_tenant()
     with tenant_context(tenant):
-        row = BoundsImport.objects.filter(public_id=import_id, status=BoundsImport.Status.VALIDATING).first()
+        row = (
+            BoundsImport.objects.select_related("created_by")
+            .filter(public_id=import_id, status=BoundsImport.Status.VALIDATING)
+            .first()
+        )
         if row is None:
             return
         csv_file = parse_csv_text(row.csv_text)
@@ -648,7 +672,7 @@ def bounds_import_check(*, import_id: str) -> None:
                 BoundsImport.objects.filter(pk=row.pk).update(job_run=run.run)
             run.progress(0, len(csv_file.rows) or 1)
             with tenant_context(tenant):
-                lookup = load_lookup(_skus(csv_file))
+                lookup = load_lookup(_skus(csv_file), user=row.created_by)
             check = check_rows(csv_file, lookup, progress=run.progress)
             with tenant_context(tenant):
                 locked = BoundsImport.objects.select_for_update().get(pk=row.pk)
@@ -703,13 +727,15 @@ def _export_cell(value: str) -> str:
     return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
-def bounds_export_rows() -> Iterator[list[str]]:
-    """The header and one row per listing (removed ones only when they have settings), in the import's
-    format: importing the file unchanged changes nothing."""
+def bounds_export_rows(user: User | None) -> Iterator[list[str]]:
+    """The header and one row per listing `user` may see (removed ones only when they have settings), in
+    the import's format: importing the file unchanged changes nothing."""
     pricing = {row.listing_id: row for row in SkuPricing.objects.select_related("rule")}
     yield list(COLUMNS)
-    listings = Listing.objects.order_by("sku", "marketplace_id", "id").values_list(
-        "id", "sku", "marketplace_id", "status"
+    listings = (
+        visible_listings(user)
+        .order_by("sku", "marketplace_id", "id")
+        .values_list("id", "sku", "marketplace_id", "status")
     )
     for listing_id, sku, marketplace_id, status in listings.iterator(chunk_size=5000):
         row = pricing.get(listing_id)
@@ -729,11 +755,11 @@ def bounds_export_rows() -> Iterator[list[str]]:
         ]
 
 
-def bounds_export_csv(*, byte_order_mark: bool = False) -> str:
+def bounds_export_csv(*, user: User | None, byte_order_mark: bool = False) -> str:
     """The export as one string (built inside the request's transaction: row-level security needs it)."""
     out = io.StringIO()
     if byte_order_mark:
         out.write("\ufeff")  # spreadsheets then read the file as UTF-8
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows(bounds_export_rows())
+    writer.writerows(bounds_export_rows(user))
     return out.getvalue()

@@ -60,12 +60,7 @@ class CsvUpload(dict[str, Any]):
 
 
 def _too_large() -> ApiError:
-    limit = settings.REPRICING_IMPORT_MAX_BYTES
-    return ApiError(
-        f"The file is larger than {limit / 1024 / 1024:g} MB: split it into smaller files.",
-        code="file_too_large",
-        status_code=413,
-    )
+    return ApiError(imports.ImportFileError.too_large_message(), code="file_too_large", status_code=413)
 
 
 class CsvBodyParser(parsers.BaseParser):
@@ -86,7 +81,7 @@ class CsvBodyParser(parsers.BaseParser):
 class CsvMultiPartParser(parsers.MultiPartParser):
     """A multipart upload with one file field, `file`, and optionally `file_name`."""
 
-    def parse(
+    def parse(  # type: ignore[override]
         self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> CsvUpload:
         parsed = super().parse(stream, media_type, parser_context)
@@ -148,7 +143,7 @@ class BoundsImportSerializer(serializers.Serializer):
 
 
 class BoundsImportDetailSerializer(BoundsImportSerializer):
-    errors = ImportErrorSerializer(
+    errors = ImportErrorSerializer(  # type: ignore[assignment]  # a field, not Serializer.errors
         many=True, help_text=f"Every error found (the first {imports.MAX_STORED_ERRORS:,} are kept)."
     )
 
@@ -280,6 +275,11 @@ class ToolsApiView(APIView):
 
 
 class _Create:
+    """`create()` hands the request to `create_from()`; sits after IdempotentPostMixin, which wraps it."""
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.create(request, *args, **kwargs)
+
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.create_from(request)
 
@@ -420,7 +420,9 @@ class SkuPricingExportView(ToolsApiView):
         "changes nothing). Costs are money: roles without see_money get 403.",
     )
     def get(self, request: Request) -> HttpResponse:
-        response = HttpResponse(imports.bounds_export_csv(), content_type="text/csv; charset=utf-8")
+        response = HttpResponse(
+            imports.bounds_export_csv(user=self.caller.user), content_type="text/csv; charset=utf-8"
+        )
         response["Content-Disposition"] = 'attachment; filename="sku-pricing.csv"'
         return response
 
