@@ -317,6 +317,7 @@ SPECTACULAR_SETTINGS = {
         "SellerConnectionStatusEnum": "amazon.models.SellerConnection.Status",
         "ListingStatusEnum": "amazon.models.Listing.Status",
         "OrderStatusEnum": "amazon.models.Order.Status",
+        "PriceSubmissionStatusEnum": "repricing.models.PriceSubmission.Status",
     },
 }
 

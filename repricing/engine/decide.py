@@ -87,11 +87,11 @@ def _explain_offers(
                 {"ignored": str(n)},
             )
         )
-    competing = len(selection.competitors)
-    message = f"{competing} competing offer{'s' if competing != 1 else ''} of {len(offers)} seen"
-    data = {"seen": str(len(offers)), "competitors": str(competing)}
-    if selection.excluded:
-        n = sum(selection.excluded.values())
+    competing, seen = len(selection.competitors), len(offers)
+    message = f"{competing} competing offer{'' if competing == 1 else 's'} of {seen} seen"
+    data = {"seen": str(seen), "competitors": str(competing)}
+    n = selection.excluded_total
+    if n:
         message += f"; your filters left out {n} ({_counts(selection.excluded)})"
         data["excluded"] = str(n)
     trace.append(TraceStep("offers", message, data))
@@ -126,30 +126,33 @@ class _Outcome:
         trace, rule = self.trace, self.rule
         submit = action == CHANGE
         final_reason = reason
-        would = f" (this would have changed the price to {new_price})" if submit else ""
-        if self.kill_switch:
-            trace.append(TraceStep("kill_switch", f"Kill switch is on: nothing is sent to Amazon{would}", {}))
-            if submit:
-                final_reason, submit = "kill_switch", False
-        elif rule.dry_run or self.tenant_dry_run:
-            scope = "rule" if rule.dry_run else "tenant"
-            whose = "this rule" if rule.dry_run else "your account"
-            trace.append(
-                TraceStep("dry_run", f"Dry run ({whose}): nothing is sent to Amazon{would}", {"scope": scope})
-            )
-            if submit:
-                final_reason, submit = "dry_run", False
+        if self.kill_switch or rule.dry_run or self.tenant_dry_run:
+            would = f" (this would have changed the price to {new_price})" if submit else ""
+            if self.kill_switch:
+                trace.append(
+                    TraceStep("kill_switch", f"Kill switch is on: nothing is sent to Amazon{would}", {})
+                )
+                if submit:
+                    final_reason = "kill_switch"
+            else:
+                scope = "rule" if rule.dry_run else "tenant"
+                whose = "this rule" if rule.dry_run else "your account"
+                message = f"Dry run ({whose}): nothing is sent to Amazon{would}"
+                trace.append(TraceStep("dry_run", message, {"scope": scope}))
+                if submit:
+                    final_reason = "dry_run"
+            submit = False
         return Decision(
-            action=action,
-            old_price=self.listing.current_price,
-            new_price=new_price if action == CHANGE else None,
-            target_price=self.target,
-            reason=final_reason,
-            trace=tuple(trace),
-            alerts=tuple(self.alerts),
-            submit=submit,
-            price_reason=self.price_reason or reason,
-            pause_until=pause_until,
+            action,
+            self.listing.current_price,
+            new_price if action == CHANGE else None,
+            self.target,
+            final_reason,
+            tuple(trace),
+            tuple(self.alerts),
+            submit,
+            self.price_reason or reason,
+            pause_until,
         )
 
 
@@ -206,8 +209,9 @@ def decide(
     if wanted is None:
         return out.finish(HOLD, out.price_reason)
 
-    percent = adjustments(listing, rule, entry, trace)
     currency = listing.currency
+    has_adjustments = rule.velocity is not None or rule.inventory is not None or entry is not None
+    percent = adjustments(listing, rule, entry, trace) if has_adjustments else 0
     if percent:
         adjusted = apply_percent(wanted, percent, currency)
         trace.append(

@@ -34,6 +34,7 @@ class Selection:
     other_condition: dict[str, int] = field(default_factory=dict)
     #: reason → number of competitor offers the filters excluded.
     excluded: dict[str, int] = field(default_factory=dict)
+    excluded_total: int = 0
 
 
 _REASONS: dict[int, tuple[Filters, tuple[str, ...]]] = {}
@@ -153,6 +154,7 @@ def select(listing: ListingState, offers: Sequence[Offer], filters: Filters) -> 
                 reason = reasons[7]
             if reason is not None:
                 excluded[reason] = excluded.get(reason, 0) + 1
+                selection.excluded_total += 1
                 continue
         competitors.append(offer)
     return selection

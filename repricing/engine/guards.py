@@ -6,8 +6,8 @@ Limits: the step limit counts from the current price, the daily limit from the d
 is that percent of its reference price, rounded *down* to the minor unit; with both an amount and a
 percent the tighter applies. The submitted price is the target clamped into the intersection of
 [min, max], the step band and the daily band, so it is always inside all three; when they do not
-overlap (e.g. the current price sits far below a freshly raised min) or clamping would move the price
-away from the target, the price is kept instead.
+overlap (e.g. the current price sits far below a freshly raised min), or the only prices they allow
+lie away from the target or past it, the price is kept instead.
 """
 
 from __future__ import annotations
@@ -78,14 +78,22 @@ def clamp_to_limits(
             )
         )
         return None, "limits_conflict"
-    if target < low:
-        price, by = low, low_by
-    elif target > high:
-        price, by = high, high_by
-    else:
+    if low <= target <= high:
         return target, None
+    # Clamped: the price must still lie between the current price and the target (toward it, not past
+    # it, not away from it), and inside [low, high].
+    if target < current:
+        price, by = max(target, low), low_by
+        blocked = price >= current or price > high
+        if price > high:
+            by = high_by
+    else:
+        price, by = min(target, high), high_by
+        blocked = price <= current or price < low
+        if price < low:
+            by = low_by
     label = "step" if by == "max_step" else "daily" if by == "max_daily" else "bounds"
-    if price == current or (price > current) != (target > current):
+    if blocked:
         trace.append(
             TraceStep(
                 by if by != "bounds" else "limits",

@@ -88,17 +88,15 @@ def _compete(
             target_landed, how = landed - step, f"beat by {size}"
         else:
             target_landed, how = landed + step, f"stay {size} above"
-    target = target_landed - listing.our_shipping
-    message = f"{what} is {describe(offer)}; {how} → {target_landed}"
-    if listing.our_shipping:
-        message += f"; less your shipping {listing.our_shipping} → {target}"
-    trace.append(
-        TraceStep(
-            kind,
-            message,
-            {"seller_id": offer.seller_id, "landed": str(landed), "mode": s.mode, "target": str(target)},
-        )
-    )
+    shipping = listing.our_shipping
+    target = target_landed - shipping if shipping else target_landed
+    landed_text, target_text = str(landed), str(target)
+    who = "Amazon" if offer.is_amazon else f"seller {offer.seller_id}"
+    message = f"{what} is {landed_text} ({who}, {offer.fulfillment}); {how} → {target_landed}"
+    if shipping:
+        message += f"; less your shipping {shipping} → {target_text}"
+    data = {"seller_id": offer.seller_id, "landed": landed_text, "mode": s.mode, "target": target_text}
+    trace.append(TraceStep(kind, message, data))
     return target, f"{s.mode}_{kind}"
 
 

@@ -99,6 +99,17 @@ def test_limits_never_move_away_from_the_target() -> None:
     assert (d.action, d.reason) == ("hold", "max_daily")
 
 
+def test_limits_never_overshoot_the_target() -> None:
+    # We hold the Buy Box at 20.00 and probe to 20.25; the day opened at 21.00 with a 0.50 daily limit,
+    # so only 20.50..21.50 is allowed today: every allowed price is past the target -> hold.
+    d = run(
+        [ours(is_buy_box_winner=True)],
+        rule(BEAT_BB, buy_box_probe={"amount": "0.25"}, guards={"max_daily": {"amount": "0.50"}}),
+        hist=history(day_open_price=D("21.00")),
+    )
+    assert (d.action, d.target_price, d.reason) == ("hold", D("20.25"), "max_daily")
+
+
 def test_step_and_daily_together_the_tighter_binds() -> None:
     # Step 1.00 (band 19.00..21.00), daily 5 % of 20.40 = 1.02 (band 19.38..21.42): target 18.00 -> 19.38.
     d = run(
