@@ -275,6 +275,14 @@ class Marker:
     label: str
     anchor: str
 
+    @property
+    def corner_x(self) -> float:
+        return round(self.x - 5, 1)
+
+    @property
+    def corner_y(self) -> float:
+        return round(self.y - 5, 1)
+
 
 @dataclass
 class PriceChart:

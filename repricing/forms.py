@@ -727,6 +727,7 @@ class TagRuleForm(NoColonLabels, forms.Form):
 # --- SKUs ------------------------------------------------------------------------------------------------
 
 _YES_NO = [("", "Any"), ("yes", "Yes"), ("no", "No")]
+PER_PAGE = (50, 200, 500)
 
 
 class SkuFilterForm(NoColonLabels, forms.Form):
@@ -735,6 +736,13 @@ class SkuFilterForm(NoColonLabels, forms.Form):
     tag = forms.ChoiceField(label="Tag", required=False)
     has_bounds = forms.ChoiceField(label="Has min and max", required=False, choices=_YES_NO)
     paused = forms.ChoiceField(label="Paused", required=False, choices=_YES_NO)
+    per_page = forms.TypedChoiceField(
+        label="Show",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[(n, f"{n} per page") for n in PER_PAGE],
+    )
 
     def __init__(self, *args: Any, rules: Any = (), tags: Any = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -767,9 +775,21 @@ class SkuFilterForm(NoColonLabels, forms.Form):
         }
 
 
+class _PublicIds(forms.MultipleChoiceField):
+    """Ticked SKUs: any list of ids (the view looks them up among the member's listings)."""
+
+    def valid_value(self, value: Any) -> bool:
+        return isinstance(value, str) and len(value) <= 64
+
+
 class BulkAssignForm(NoColonLabels, forms.Form):
-    rule = forms.ChoiceField(label="Rule for the selected SKUs")
-    listings = forms.MultipleChoiceField(required=False, widget=forms.MultipleHiddenInput)
+    """Assign a rule to the selection (ticked SKUs or all matching the filters), or reprice it now."""
+
+    action = forms.ChoiceField(
+        choices=[("assign", "Assign rule"), ("reprice", "Reprice now")], initial="assign", required=False
+    )
+    rule = forms.ChoiceField(label="Rule for the selected SKUs", required=False)
+    listings = _PublicIds(required=False, widget=forms.MultipleHiddenInput)
     all_matching = forms.BooleanField(required=False)
 
     def __init__(self, *args: Any, rules: Any = (), **kwargs: Any) -> None:
@@ -791,6 +811,9 @@ class BulkAssignForm(NoColonLabels, forms.Form):
         data = super().clean() or {}
         if not data.get("listings") and not data.get("all_matching"):
             raise ValidationError("Select at least one SKU.")
+        data["action"] = data.get("action") or "assign"
+        if data["action"] == "assign" and not data.get("rule"):
+            self.add_error("rule", "Choose the rule to assign.")
         return data
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 from uuid import UUID
 
@@ -188,6 +188,17 @@ def sku_counts(
     return counts
 
 
+def sku_counts_by_rule(
+    *, tenant: Tenant, user: User | None, settings: RepricingSettings | None = None
+) -> dict[int, int]:
+    """Rule id -> how many visible SKUs it applies to (from any level)."""
+    listings = with_effective_rule(
+        seller_data.listing_list(tenant=tenant, user=user), settings or repricing_settings()
+    )
+    rows = listings.order_by().values("effective_rule_id").annotate(n=Count("pk"))  # type: ignore[misc]
+    return {row["effective_rule_id"]: row["n"] for row in rows if row["effective_rule_id"] is not None}
+
+
 def sku_get(*, tenant: Tenant, user: User | None, public_id: UUID | str) -> Listing:
     """One visible listing by its public_id, or Listing.DoesNotExist."""
     return seller_data.listing_list(tenant=tenant, user=user).get(public_id=public_id)
@@ -279,12 +290,12 @@ def submission_list(
 
 
 def decisions_per_day(
-    *, tenant: Tenant, user: User | None, since: datetime, listing: Listing | None = None
+    *, tenant: Tenant, user: User | None, since: datetime, tzinfo: tzinfo | None = None
 ) -> list[dict[str, Any]]:
-    """[{"day": date, "action": ..., "count": n}] for decisions since `since` (UTC days)."""
-    rows = decision_list(tenant=tenant, user=user, listing=listing, since=since)
+    """[{"day": date, "action": ..., "count": n}] for decisions since `since`, days in `tzinfo`."""
+    rows = decision_list(tenant=tenant, user=user, since=since)
     return list(
-        rows.annotate(day=TruncDate("decided_at"))
+        rows.annotate(day=TruncDate("decided_at", tzinfo=tzinfo))
         .values("day", "action")
         .annotate(count=Count("pk"))
         .order_by("day", "action")

@@ -390,13 +390,20 @@ def rule_assign_to_listings(
     """Give (or with None, take away) a rule of their own to many SKUs at once; returns how many."""
     _require(actor_role)
     listings = list(listings)
-    existing = {
-        row.listing_id: row for row in SkuPricing.objects.select_for_update().filter(listing__in=listings)
-    }
-    for listing in listings:
-        row = existing.get(listing.pk) or SkuPricing(listing=listing)
-        row.rule = rule
-        row.save()
+    # Set-based, so "all matching SKUs" of a large catalogue is two statements, not one per SKU.
+    existing = set(
+        SkuPricing.objects.select_for_update()
+        .filter(listing__in=listings)
+        .values_list("listing_id", flat=True)
+    )
+    SkuPricing.objects.filter(listing_id__in=existing).update(rule=rule, updated_at=timezone.now())
+    SkuPricing.objects.bulk_create(
+        [
+            SkuPricing(tenant_id=listing.tenant_id, listing=listing, rule=rule)
+            for listing in listings
+            if listing.pk not in existing
+        ]
+    )
     audit_record(
         actor=actor,
         action="repricing.rule_assign",

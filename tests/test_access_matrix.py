@@ -44,6 +44,7 @@ EVERY_ROLE = frozenset(ROLES)
 MANAGERS = frozenset({"owner", "admin"})
 OWNERS = frozenset({"owner"})
 WITH_MONEY = frozenset({"owner", "admin", "operator", "analyst"})
+CHANGERS = frozenset({"owner", "admin", "operator"})  # change_automation
 
 
 @dataclass
@@ -90,12 +91,55 @@ def build_world() -> World:
             tenant, name=f"Store {canary}", refresh_token=f"Atzr|secret-{canary.lower()}"
         )
         connection = world.objects["connection"][side]
-        make_listing(connection, title=f"Widget {canary}")  # type: ignore[arg-type]
+        listing = make_listing(connection, title=f"Widget {canary}")  # type: ignore[arg-type]
+        world.objects.setdefault("listing", {})[side] = listing
+        _repricing_objects(world, side, tenant, owners[side], listing, canary)
         world.objects.setdefault("order", {})[side] = make_order(
             connection,  # type: ignore[arg-type]
             amazon_order_id=f"111-{canary}",
         )
     return world
+
+
+def _repricing_objects(
+    world: World, side: str, tenant: Tenant, owner: User, listing: Any, canary: str
+) -> None:
+    """A repricing rule, a tag rule, SKU pricing with a cost and a decision, each naming the canary."""
+    from repricing.models import PriceDecision
+    from repricing.services import rule_create, sku_pricing_update, tag_rule_set
+
+    with tenant_context(tenant):
+        rule = rule_create(
+            name=f"Rule {canary}",
+            config={"strategy": {"kind": "buy_box", "mode": "match"}},
+            actor=owner,
+            actor_role=Role.OWNER,
+        )
+        tag_rule = tag_rule_set(tag=f"tag-{canary.lower()}", rule=rule, actor=owner, actor_role=Role.OWNER)
+        sku_pricing_update(
+            listing=listing,
+            values={"rule": rule, "cost": "7.77", "min_price": "5.00", "max_price": "50.00"},
+            actor=owner,
+            actor_role=Role.OWNER,
+        )
+        now = timezone.now()
+        decision = PriceDecision.objects.create(
+            listing=listing,
+            rule=rule,
+            rule_name=rule.name,
+            rule_version=rule.version,
+            trigger=PriceDecision.Trigger.SCHEDULE,
+            action=PriceDecision.Action.HOLD,
+            reason="no_change",
+            currency="USD",
+            old_price=listing.price,
+            trace=[{"code": "price", "message": f"Already at the target {canary}", "data": {}}],
+            observed_at=now,
+            decided_at=now,
+        )
+    world.objects.setdefault("repricing_rule", {})[side] = rule
+    world.objects.setdefault("tag_rule", {})[side] = tag_rule
+    world.objects.setdefault("price_decision", {})[side] = decision
 
 
 # --- The matrix -----------------------------------------------------------------------------------------
@@ -192,6 +236,7 @@ MATRIX: dict[str, dict[str, Rule]] = {
         "POST": api(MANAGERS, obj="connection", body=lambda w: {"ads_refresh_token": DEMO_ADS_REFRESH_TOKEN}),
         "DELETE": api(MANAGERS, ok=204, obj="connection"),
     },
+    "api:connection-ads-consent-url": {"POST": api(MANAGERS, obj="connection")},
     "api:listing-list": {"GET": api(EVERY_ROLE)},
     "api:order-list": {"GET": api(EVERY_ROLE)},
     "api:order-detail": {"GET": api(EVERY_ROLE, obj="order")},
@@ -265,7 +310,155 @@ MATRIX: dict[str, dict[str, Rule]] = {
         ),
     },
     "amazon:connection_ads_disconnect": {"POST": page(MANAGERS, ok=302, obj="connection")},
+    "amazon:connection_ads_consent_start": {"POST": page(MANAGERS, ok=302, obj="connection")},
+    # Without a valid state from Amazon the Ads callback refuses (400) and stores nothing.
+    "amazon:ads_consent_callback": {"GET": page(MANAGERS, ok=400)},
 }
+
+
+def _rule_form(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "strategy_kind": "buy_box",
+        "strategy_mode": "beat",
+        "strategy_unit": "amount",
+        "strategy_offset": "0.01",
+        "when_no_buy_box": "lowest",
+        "when_alone": "hold",
+        "fulfillment": "any",
+        "out_of_bounds": "bound",
+        "is_active": "on",
+        "max_step_percent": "5",
+    }
+
+
+def _a(kind: str) -> Callable[[World], str]:
+    return lambda w: str(w.objects[kind]["a"].public_id)  # type: ignore[attr-defined]
+
+
+# Repricing: reading for every role, changing for change_automation (owner, admin, operator). Bodies that
+# name company A's rule or SKU are refused for B's admin (400 in the API, 404 on the page).
+MATRIX.update(
+    {
+        "repricing:overview": {"GET": page(EVERY_ROLE)},
+        "repricing:kill_switch": {
+            "POST": page(CHANGERS, ok=302, body=lambda w: {"on": "on", "reason": "matrix"})
+        },
+        "repricing:settings": {
+            "POST": page(CHANGERS, ok=302, body=lambda w: {"dry_run": "on", "timezone": "UTC"})
+        },
+        "repricing:rules": {"GET": page(EVERY_ROLE)},
+        "repricing:rule_create": {
+            "GET": page(CHANGERS),
+            "POST": page(CHANGERS, ok=302, body=lambda w: _rule_form("Matrix rule")),
+        },
+        "repricing:rule_edit": {
+            "GET": page(CHANGERS, obj="repricing_rule"),
+            "POST": page(CHANGERS, ok=302, obj="repricing_rule", body=lambda w: _rule_form("Renamed rule")),
+        },
+        "repricing:rule_toggle": {
+            "POST": page(CHANGERS, ok=302, obj="repricing_rule", body=lambda w: {"active": "0"})
+        },
+        "repricing:rule_delete": {
+            "GET": page(CHANGERS, obj="repricing_rule"),
+            "POST": page(CHANGERS, ok=302, obj="repricing_rule"),
+        },
+        "repricing:tag_rules": {"GET": page(EVERY_ROLE)},
+        "repricing:tag_rule_create": {
+            "POST": Rule(
+                allowed=CHANGERS,
+                ok=302,
+                body=lambda w: {"tag": "new-tag", "rule": _a("repricing_rule")(w), "priority": "5"},
+                staff=200,
+                outsider=400,
+            )
+        },
+        "repricing:tag_rule_delete": {"POST": page(CHANGERS, ok=302, obj="tag_rule")},
+        "repricing:skus": {"GET": page(EVERY_ROLE)},
+        "repricing:sku_bulk": {
+            "POST": Rule(
+                allowed=CHANGERS,
+                ok=302,
+                body=lambda w: {"rule": "none", "listings": [_a("listing")(w)]},
+                staff=200,
+                outsider=404,
+            )
+        },
+        "repricing:sku_detail": {"GET": page(EVERY_ROLE, obj="listing")},
+        "repricing:sku_edit": {
+            "GET": page(CHANGERS, obj="listing"),
+            "POST": page(
+                CHANGERS,
+                ok=302,
+                obj="listing",
+                body=lambda w: {
+                    "enabled": "on",
+                    "bounds_source": "entered",
+                    "min_price": "6",
+                    "max_price": "60",
+                },
+            ),
+        },
+        "repricing:sku_reprice": {"POST": page(CHANGERS, ok=302, obj="listing")},
+        "repricing:activity": {"GET": page(EVERY_ROLE)},
+        "api:repricing-settings": {
+            "GET": api(EVERY_ROLE),
+            "PATCH": api(CHANGERS, body=lambda w: {"dry_run": False}),
+        },
+        "api:repricing-kill-switch": {"POST": api(CHANGERS, body=lambda w: {"on": True, "reason": "matrix"})},
+        "api:repricing-rule-list": {
+            "GET": api(EVERY_ROLE),
+            "POST": api(
+                CHANGERS,
+                ok=201,
+                body=lambda w: {
+                    "name": "API rule",
+                    "config": {"strategy": {"kind": "lowest", "mode": "match"}},
+                },
+            ),
+        },
+        "api:repricing-rule-detail": {
+            "GET": api(EVERY_ROLE, obj="repricing_rule"),
+            "PATCH": api(CHANGERS, obj="repricing_rule", body=lambda w: {"description": "Changed"}),
+            "DELETE": api(CHANGERS, ok=204, obj="repricing_rule"),
+        },
+        "api:repricing-tag-rule-list": {
+            "GET": api(EVERY_ROLE),
+            "POST": Rule(
+                allowed=CHANGERS,
+                ok=201,
+                body=lambda w: {"tag": "new-tag", "rule": _a("repricing_rule")(w)},
+                outsider=400,
+            ),
+        },
+        "api:repricing-tag-rule-detail": {
+            "GET": api(EVERY_ROLE, obj="tag_rule"),
+            "PATCH": api(CHANGERS, obj="tag_rule", body=lambda w: {"priority": 7}),
+            "DELETE": api(CHANGERS, ok=204, obj="tag_rule"),
+        },
+        "api:repricing-sku-list": {"GET": api(EVERY_ROLE)},
+        "api:repricing-sku-assign-rule": {
+            "POST": Rule(
+                allowed=CHANGERS,
+                ok=200,
+                body=lambda w: {"listings": [_a("listing")(w)], "rule": _a("repricing_rule")(w)},
+                outsider=400,
+            )
+        },
+        "api:repricing-sku-detail": {
+            "GET": api(EVERY_ROLE, obj="listing"),
+            "PATCH": api(CHANGERS, obj="listing", body=lambda w: {"min_price": "6.00", "max_price": "60.00"}),
+        },
+        "api:repricing-decision-list": {"GET": api(EVERY_ROLE)},
+        "api:repricing-decision-detail": {"GET": api(EVERY_ROLE, obj="price_decision")},
+        "api:repricing-submission-list": {"GET": api(EVERY_ROLE)},
+        "api:repricing-reprice-now": {
+            "POST": Rule(
+                allowed=CHANGERS, ok=202, body=lambda w: {"listings": [_a("listing")(w)]}, outsider=400
+            )
+        },
+    }
+)
 
 # Operations that call Amazon (to verify credentials): each runs against a fresh simulator.
 SIMULATED = {
