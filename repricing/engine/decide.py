@@ -41,7 +41,17 @@ from repricing.engine.guards import anomaly_percent, clamp_to_limits, cooldown_r
 from repricing.engine.money import round_money
 from repricing.engine.rules import Rule, Schedule, ScheduleEntry, zone
 from repricing.engine.strategies import adjustments, apply_percent, strategy_target
-from repricing.engine.types import CHANGE, HOLD, PAUSE, Decision, History, ListingState, Offer, TraceStep
+from repricing.engine.types import (
+    CHANGE,
+    HOLD,
+    PAUSE,
+    ZERO,
+    Decision,
+    History,
+    ListingState,
+    Offer,
+    TraceStep,
+)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -211,7 +221,7 @@ def decide(
 
     currency = listing.currency
     has_adjustments = rule.velocity is not None or rule.inventory is not None or entry is not None
-    percent = adjustments(listing, rule, entry, trace) if has_adjustments else 0
+    percent = adjustments(listing, rule, entry, trace) if has_adjustments else ZERO
     if percent:
         adjusted = apply_percent(wanted, percent, currency)
         trace.append(
