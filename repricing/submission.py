@@ -797,9 +797,9 @@ def follow_up_submissions(*, triggered_by: str = "schedule", now: datetime | Non
         for (_c, marketplace_id, feed_id), rows in feeds.items():
             _guarded(
                 counts,
-                len(rows),
+                rows,
+                now,
                 _follow_feed,
-                rows[0].listing.connection,
                 marketplace_id,
                 feed_id,
                 rows,
@@ -814,9 +814,9 @@ def follow_up_submissions(*, triggered_by: str = "schedule", now: datetime | Non
         for (_c, marketplace_id), group in groups.items():
             _guarded(
                 counts,
-                len(group),
+                group,
+                now,
                 _watch_listings,
-                group[0].listing.connection,
                 marketplace_id,
                 group,
                 now,
@@ -832,16 +832,30 @@ def _record_counts(run: RunRecorder, counts: Counter[str]) -> None:
             run.count(name, amount)
 
 
-def _guarded(counts: Counter[str], size: int, work: Any, connection: SellerConnection, *args: Any) -> None:
-    """One group's follow-up; Amazon trouble only postpones it to the next run."""
+def _guarded(counts: Counter[str], rows: list[PriceSubmission], now: datetime, work: Any, *args: Any) -> None:
+    """One group's follow-up (`work(connection, *args)`). Amazon trouble or an inactive connection only
+    postpones it, until the rows are past REPRICING_FOLLOW_UP_MAX_HOURS: then they fail, saying why."""
+    connection = rows[0].listing.connection
     if not connection.is_usable:
-        counts["deferred"] += size
-        return
-    try:
-        work(connection, *args)
-    except (*TRANSIENT, *NEEDS_SELLER, AmazonRequestError) as error:
-        logger.info("follow-up of %d price(s) postponed: %s", size, error)
-        counts["deferred"] += size
+        problem = CONNECTION_INACTIVE
+    else:
+        try:
+            work(connection, *args)
+            return
+        except (*TRANSIENT, *NEEDS_SELLER, AmazonRequestError) as error:
+            problem = str(error)
+    logger.info("follow-up of %d price(s) postponed: %s", len(rows), problem)
+    limit = _follow_up_max()
+    late = [row.pk for row in rows if (row.accepted_at or row.sent_at or now) + limit < now]
+    if late:
+        hours = int(limit.total_seconds() // 3600)
+        counts["failed"] += _finish(
+            late,
+            [Status.ACCEPTED, Status.SENDING],
+            Status.FAILED,
+            f"Its outcome could not be read from Amazon for {hours} h: {problem}",
+        )
+    counts["deferred"] += len(rows) - len(late)
 
 
 def _watched() -> QuerySet[PriceSubmission]:

@@ -451,6 +451,58 @@ def test_many_prices_go_as_one_feed_and_each_message_gets_its_own_outcome(shop: 
         assert shop.on_amazon(sku).price == outcome[sku].price
 
 
+@override_settings(REPRICING_PATCH_MAX=1)
+def test_a_feed_amazon_cannot_process_fails_its_prices_with_the_reason(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skus = shop.skus(2)
+    before = [shop.on_amazon(sku).price for sku in skus]
+    rows = [shop.queue(sku, shop.reference_price(sku) + Decimal("0.02")) for sku in skus]
+    build = submission.listings_feed_document
+
+    def foreign_seller(seller_id: str, messages: Any) -> dict[str, Any]:
+        return build("ANOTHERSELLER1", messages)  # Amazon refuses the whole feed (FATAL)
+
+    monkeypatch.setattr(submission, "listings_feed_document", foreign_seller)
+    assert shop.send() == {"sent": 2}
+    shop.advance(sum(shop.market.feed_delays) + 1)
+    assert shop.follow_up() == {"failed": 2}
+    for row in rows:
+        failed = shop.row(row.pk)
+        assert failed.status == S.FAILED and "(FATAL)" in failed.error
+        assert failed.issues[0]["code"] == "90000002"  # the processing report's own words
+    shop.advance(shop.market.patch_delay_seconds + 1)
+    assert [shop.on_amazon(sku).price for sku in skus] == before
+
+
+# --- follow-up limits ----------------------------------------------------------------------------------
+
+
+def test_a_price_amazon_accepts_but_never_applies_fails_after_the_limit(shop: Shop) -> None:
+    (sku,) = shop.skus(1)
+    shop.market.patch_delay_seconds = 10 * 24 * 3600
+    row = shop.queue(sku, shop.reference_price(sku) + Decimal("0.30"))
+    shop.send()
+    assert shop.follow_up(later=timedelta(hours=23)) == {"waiting": 1}
+    assert shop.follow_up(later=timedelta(hours=25)) == {"failed": 1}
+    failed = shop.row(row.pk)
+    assert failed.status == S.FAILED and "not live after 24 h" in failed.error
+
+
+def test_a_price_that_cannot_be_followed_waits_then_fails_after_the_limit(shop: Shop) -> None:
+    (sku,) = shop.skus(1)
+    row = shop.queue(sku, shop.reference_price(sku) + Decimal("0.30"))
+    shop.send()
+    with tenant_context(shop.tenant):
+        SellerConnection.objects.filter(pk=shop.connection.pk).update(
+            status=SellerConnection.Status.NEEDS_REAUTHORIZATION
+        )
+    assert shop.follow_up() == {"deferred": 1}
+    assert shop.row(row.pk).status == S.ACCEPTED
+    assert shop.follow_up(later=timedelta(hours=25)) == {"failed": 1}
+    assert "could not be read from Amazon for 24 h" in shop.row(row.pk).error
+
+
 # --- kill switch and dry run -------------------------------------------------------------------------
 
 
