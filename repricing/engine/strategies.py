@@ -159,17 +159,15 @@ def strategy_target(
     assert current is not None  # decide() holds listings without a price first
     probe = rule.buy_box_probe
     holders = selection.buy_box
-    ours_hold = False
+    our_holder = None
     for offer in holders:
         if offer.is_ours:
-            ours_hold = True
+            our_holder = offer
             break
-    if ours_hold:
-        trace.append(
-            TraceStep(
-                "buy_box", f"You hold the Buy Box at {current + listing.our_shipping}", {"holder": "you"}
-            )
-        )
+    ours_hold = our_holder is not None
+    if our_holder is not None:
+        landed = our_holder.price + our_holder.shipping
+        trace.append(TraceStep("buy_box", f"You hold the Buy Box at {landed}", {"holder": "you"}))
         if probe is not None:
             if _sharing(history, probe):
                 share = f"{history.buy_box_share:.0%}"
