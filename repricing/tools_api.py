@@ -388,8 +388,6 @@ class BoundsImportApplyView(ToolsApiView):
         row = BoundsImport.objects.filter(public_id=public_id).first()
         if row is None:
             raise exceptions.NotFound("Not found.")
-        if request.data:
-            raise exceptions.ValidationError({name: ["Unknown field."] for name in request.data})
         auth = self.caller
         row = imports.bounds_import_apply(bounds_import=row, actor=auth.user, actor_role=auth.role)
         if row.status == BoundsImport.Status.INVALID:

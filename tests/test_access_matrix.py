@@ -94,6 +94,7 @@ def build_world() -> World:
         listing = make_listing(connection, title=f"Widget {canary}")  # type: ignore[arg-type]
         world.objects.setdefault("listing", {})[side] = listing
         _repricing_objects(world, side, tenant, owners[side], listing, canary)
+        _repricing_tool_objects(world, side, tenant, listing, canary)
         world.objects.setdefault("order", {})[side] = make_order(
             connection,  # type: ignore[arg-type]
             amazon_order_id=f"111-{canary}",
@@ -457,6 +458,72 @@ MATRIX.update(
                 allowed=CHANGERS, ok=202, body=lambda w: {"listings": [_a("listing")(w)]}, outsider=400
             )
         },
+    }
+)
+
+
+def _repricing_tool_objects(world: World, side: str, tenant: Tenant, listing: Any, canary: str) -> None:
+    """An offers snapshot (history to backtest), a checked CSV import ready to apply, a finished backtest."""
+    from amazon.tests.data_factories import make_offer_snapshot
+    from tests.isolation_rows import ROW_MAKERS
+
+    make_offer_snapshot(listing)
+    with tenant_context(tenant):
+        world.objects.setdefault("bounds_import", {})[side] = ROW_MAKERS["repricing.boundsimport"](
+            tenant, canary
+        )
+        world.objects.setdefault("backtest", {})[side] = ROW_MAKERS["repricing.backtest"](tenant, canary)
+
+
+def _csv_upload(w: World) -> dict[str, Any]:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"file": SimpleUploadedFile("matrix.csv", b"sku,min_price,max_price\nNO-SUCH-SKU,1.00,2.00\n")}
+
+
+def _backtest_body(w: World, config: Any = None) -> dict[str, Any]:
+    today = timezone.now().date()
+    return {
+        "config": config or {"strategy": {"kind": "buy_box", "mode": "beat", "amount": "0.01"}},
+        "start": str(today - timedelta(days=6)),
+        "end": str(today),
+    }
+
+
+# Repricing tools (repricing/tools_views.py, tools_api.py): importing and backtesting need change_automation,
+# the export (costs) see_money, backtest results view_dashboard. B's admin posting a file or a backtest gets
+# B's own import or backtest (A's SKUs are unknown to B).
+MATRIX.update(
+    {
+        "repricing:bounds_import": {"GET": page(CHANGERS), "POST": page(CHANGERS, ok=302, body=_csv_upload)},
+        "repricing:bounds_import_detail": {"GET": page(CHANGERS, obj="bounds_import")},
+        "repricing:bounds_import_apply": {"POST": page(CHANGERS, ok=302, obj="bounds_import")},
+        "repricing:bounds_import_errors": {"GET": page(CHANGERS, obj="bounds_import")},
+        "repricing:bounds_export": {"GET": page(WITH_MONEY)},
+        "repricing:backtests": {"GET": page(EVERY_ROLE)},
+        "repricing:backtest_new": {
+            "GET": page(CHANGERS),
+            "POST": page(
+                CHANGERS,
+                ok=302,
+                body=lambda w: {**_backtest_body(w, '{"strategy": {"kind": "lowest"}}'), "scope": "all"},
+            ),
+        },
+        "repricing:backtest_detail": {"GET": page(EVERY_ROLE, obj="backtest")},
+        "api:repricing-bounds-import-list": {
+            "GET": api(CHANGERS),
+            "POST": api(
+                CHANGERS, ok=201, body=lambda w: {"csv": "sku,min_price,max_price\nNO-SUCH-SKU,1.00,2.00\n"}
+            ),
+        },
+        "api:repricing-bounds-import-detail": {"GET": api(CHANGERS, obj="bounds_import")},
+        "api:repricing-bounds-import-apply": {"POST": api(CHANGERS, obj="bounds_import")},
+        "api:repricing-sku-pricing-export": {"GET": api(WITH_MONEY)},
+        "api:repricing-backtest-list": {
+            "GET": api(EVERY_ROLE),
+            "POST": api(CHANGERS, ok=202, body=_backtest_body),
+        },
+        "api:repricing-backtest-detail": {"GET": api(EVERY_ROLE, obj="backtest")},
     }
 )
 
