@@ -10,7 +10,14 @@ import subprocess
 import sys
 import time
 
-from benchmarks import amazon_orders, amazon_tokens, repricing_catalog, repricing_engine, rls_cost
+from benchmarks import (
+    amazon_orders,
+    amazon_tokens,
+    repricing_catalog,
+    repricing_engine,
+    repricing_latency,
+    rls_cost,
+)
 
 BENCHMARKS = {
     "rls_cost": rls_cost,
@@ -18,6 +25,7 @@ BENCHMARKS = {
     "amazon_orders": amazon_orders,
     "repricing_engine": repricing_engine,
     "repricing_catalog": repricing_catalog,
+    "repricing_latency": repricing_latency,
 }
 
 

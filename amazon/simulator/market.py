@@ -1287,6 +1287,23 @@ class Market:
                 self.subscriber_secrets.pop(url, None)
             self.notifications_enabled = True
 
+    def competitor_move(self, marketplace_id: str, asin: str, factor: Decimal) -> Offer | None:
+        """Move one competitor's price on ``asin`` by ``factor`` (within its floor and ceiling), as a
+        competitor's repricer would, and notify the subscribers; None when the ASIN has no competitor.
+        For load tests and benchmarks (competitors also move on their own as the clock runs)."""
+        with self.lock:
+            offers = self.competitors.get((marketplace_id, asin)) or []
+            if not offers:
+                return None
+            offer = self.rng.choice(offers)
+            old_price = offer.price
+            offer.price = money(min(max(offer.price * factor, offer.floor), offer.ceiling))
+            if offer.price == old_price:
+                offer.price = money(min(max(old_price - CENT, offer.floor), offer.ceiling))
+            if self.notifications_enabled:
+                self._offer_changed(marketplace_id, asin)
+            return offer
+
     def _offer_changed(self, marketplace_id: str, asin: str) -> None:
         ours = {
             li.seller_id
