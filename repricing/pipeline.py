@@ -11,8 +11,10 @@ a recorded decision per SKU and, for a change to send, a queued submission.
    (for undercut detection).
 2. **Offers**: from the notification's payload when a notification triggered the run (an
    ANY_OFFER_CHANGED one; a PRICING_HEALTH notification carries no competitors, so the newest snapshot
-   is used), else from the newest `OfferSnapshot`. A SKU we never observed is not decided (counted
-   `no_offers`): without a market the strategies' "alone" fallbacks could move the price blindly.
+   is used), else from the newest `OfferSnapshot`; a snapshot taken after the notification's time of
+   change is the fresher market and wins (a notification can arrive late). A SKU we never observed is
+   not decided (counted `no_offers`): without a market, the strategies' "alone" fallbacks could move
+   the price blindly.
 3. **No rule, no decision.** A SKU without a rule (nor a tag rule, nor a company default), or whose
    repricing is switched off, is skipped and counted (`no_rule`, `disabled`), never repriced and not
    recorded: rows that say "nothing configured" on every poll would bury the decisions that matter.
@@ -298,6 +300,11 @@ def notification_payload(row: OfferChangeNotification) -> dict[str, Any]:
     }
 
 
+def _notification_time(row: OfferChangeNotification) -> datetime:
+    """When the market a notification describes was seen: Amazon's time of change, else its arrival."""
+    return row.time_of_offer_change or row.received_at
+
+
 def _from_notification(row: OfferChangeNotification, listing: Listing, our_seller_id: str) -> Observation:
     offers = offers_from_notification(notification_payload(row), our_seller_id)
     buy_box = _buy_box_from_offers(offers, listing.item_condition.lower())
@@ -314,8 +321,7 @@ def _from_notification(row: OfferChangeNotification, listing: Listing, our_selle
                 "ours": None,
                 "from": "summary",
             }
-    observed = row.time_of_offer_change or row.received_at
-    return Observation("notification", str(row.public_id), observed, offers, buy_box)
+    return Observation("notification", str(row.public_id), _notification_time(row), offers, buy_box)
 
 
 # --- the batch ------------------------------------------------------------------------------------------
@@ -531,14 +537,16 @@ def _reprice_in_transaction(
     for listing, model_rule, rule, rule_source in todo:
         our_seller_id = sellers.get(listing.connection_id, "")
         notification = notification_by_listing.get(listing.pk)
+        snapshot = snapshots.get(listing.pk)
         try:
             if (
                 notification is not None
                 and notification.notification_type == OfferChangeNotification.Kind.ANY_OFFER_CHANGED
+                and (snapshot is None or snapshot.observed_at <= _notification_time(notification))
             ):
                 observation = _from_notification(notification, listing, our_seller_id)
-            elif listing.pk in snapshots:
-                observation = _from_snapshot(snapshots[listing.pk], listing, our_seller_id)
+            elif snapshot is not None:
+                observation = _from_snapshot(snapshot, listing, our_seller_id)
             else:
                 result.skipped["no_offers"] += 1
                 continue

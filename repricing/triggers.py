@@ -373,26 +373,28 @@ def _poll_lock(tenant: Tenant) -> Iterator[bool]:
 
 
 def poll(*, now: datetime | None = None, budget: int | None = None) -> dict[str, int] | None:
-    """The scheduled poll of the current tenant (see the module docstring); None when another poll of
-    the tenant is still running. Call outside a transaction (each refresh batch commits on its own)."""
+    """The scheduled poll of the current tenant (see the module docstring). None, and no run recorded,
+    when there is nothing to poll (no active connection, no SKU with a rule) or another poll of the
+    tenant is still running. Call outside a transaction (each refresh batch commits on its own)."""
     tenant = require_tenant()
     with _poll_lock(tenant) as acquired:
         if not acquired:
             logger.info("repricing poll of tenant %s skipped: the previous one is still running", tenant.pk)
             return None
+        allowed = poll_budget() if budget is None else budget
+        with tenant_context(tenant):
+            connections = SellerConnection.objects.filter(status=SellerConnection.Status.ACTIVE).order_by(
+                "pk"
+            )
+            plan = [(c, poll_candidates(c, allowed, now or timezone.now())) for c in connections]
+        plan = [(connection, chosen) for connection, chosen in plan if chosen]
+        if not plan:
+            return None
         with job_run("repricing.poll", triggered_by="schedule") as run:
-            with tenant_context(tenant):
-                connections = list(
-                    SellerConnection.objects.filter(status=SellerConnection.Status.ACTIVE).order_by("pk")
-                )
-            allowed = poll_budget() if budget is None else budget
             done = 0
-            for connection in connections:
-                moment = now or timezone.now()
-                with tenant_context(tenant):
-                    chosen = poll_candidates(connection, allowed, moment)
+            run.progress(done, sum(len(chosen) for _, chosen in plan))
+            for connection, chosen in plan:
                 run.count("selected", len(chosen))
-                run.progress(done, (run.run.progress_total or 0) + len(chosen))
                 refreshed = refresh_offers(connection, chosen)
                 run.count("refreshed", len(refreshed))
                 run.count("not_refreshed", len(chosen) - len(refreshed))

@@ -413,3 +413,60 @@ def test_one_companys_run_never_touches_anothers_rows(shop: Shop) -> None:
     assert [d.pk for d in before[0]] == [d.pk for d in after[0]]
     assert [(s.pk, s.status) for s in before[1]] == [(s.pk, s.status) for s in after[1]]
     assert before[2] == after[2]
+
+
+def _notification(
+    shop: Shop, listing: Any, *, kind: str = "ANY_OFFER_CHANGED", at: datetime, offers: list[Any]
+) -> Any:
+    from amazon.models import OfferChangeNotification
+
+    with tenant_context(shop.tenant):
+        return OfferChangeNotification.objects.create(
+            connection=shop.connection,
+            notification_id=f"n-{at.timestamp()}-{kind}",
+            notification_type=kind,
+            seller_id=shop.connection.selling_partner_id,
+            marketplace_id=listing.marketplace_id,
+            asin=listing.asin,
+            item_condition="New",
+            time_of_offer_change=at,
+            offer_change_trigger={
+                "MarketplaceId": listing.marketplace_id,
+                "ASIN": listing.asin,
+                "ItemCondition": "New",
+            },
+            offers=offers,
+            received_at=at + timedelta(seconds=5),
+        )
+
+
+def test_a_late_notification_loses_to_a_newer_snapshot_and_pricing_health_uses_the_snapshot(
+    shop: Shop,
+) -> None:
+    listing = shop.listing("20.00")
+    snapshot = shop.market(listing, offer("ACOMP1", "19.00", buy_box=True))
+    notified = [{k: v for k, v in offer("ACOMP9", "18.00", buy_box=True).items() if k != "MyOffer"}]
+    fresh = _notification(shop, listing, at=snapshot.observed_at + timedelta(seconds=1), offers=notified)
+    late = _notification(shop, listing, at=snapshot.observed_at - timedelta(minutes=5), offers=notified)
+    health = _notification(
+        shop, listing, kind="PRICING_HEALTH", at=snapshot.observed_at + timedelta(minutes=1), offers=[]
+    )
+    with tenant_context(shop.tenant):
+        (from_fresh,) = reprice(
+            [listing], trigger=Trigger.NOTIFICATION, notification_by_listing={listing.pk: fresh}
+        )
+        (from_late,) = reprice(
+            [listing], trigger=Trigger.NOTIFICATION, notification_by_listing={listing.pk: late}
+        )
+        (from_health,) = reprice(
+            [listing], trigger=Trigger.NOTIFICATION, notification_by_listing={listing.pk: health}
+        )
+    assert from_fresh.inputs["source"]["id"] == str(fresh.public_id) and from_fresh.new_price == D("17.99")
+    assert from_fresh.observed_at == fresh.time_of_offer_change
+    assert from_late.inputs["source"]["id"] == str(snapshot.public_id) and from_late.new_price == D("18.99")
+    assert from_health.inputs["source"]["id"] == str(snapshot.public_id)
+    assert [d.notification_received_at for d in (from_fresh, from_late, from_health)] == [
+        fresh.received_at,
+        late.received_at,
+        health.received_at,
+    ]

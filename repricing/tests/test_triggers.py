@@ -397,3 +397,13 @@ def test_reprice_now_is_refused_to_read_only_roles_and_for_an_empty_or_huge_sele
             reprice_now(world.listings[:6], actor=world.owner, actor_role=Role.OWNER)
         assert not JobRun.objects.filter(kind="repricing.reprice_now").exists()
         assert not AuditEvent.objects.filter(action="repricing.reprice_now").exists()
+
+
+def test_a_company_with_nothing_to_poll_records_no_run(shop: Any) -> None:
+    from repricing.tests.conftest import working_for as as_task
+
+    with as_task(shop.tenant):
+        assert triggers.poll() is None
+        assert triggers.notifications_sweep() is None
+    with tenant_context(shop.tenant):
+        assert not JobRun.objects.exists()
