@@ -159,11 +159,7 @@ def strategy_target(
     assert current is not None  # decide() holds listings without a price first
     probe = rule.buy_box_probe
     holders = selection.buy_box
-    our_holder = None
-    for offer in holders:
-        if offer.is_ours:
-            our_holder = offer
-            break
+    our_holder = lowest(o for o in holders if o.is_ours) if holders else None
     ours_hold = our_holder is not None
     if our_holder is not None:
         landed = our_holder.price + our_holder.shipping
