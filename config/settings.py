@@ -469,6 +469,8 @@ REPRICING_IMPORT_MAX_ROWS = env_int("REPRICING_IMPORT_MAX_ROWS", 100_000)
 REPRICING_IMPORT_INLINE_ROWS = env_int("REPRICING_IMPORT_INLINE_ROWS", 2_000)
 REPRICING_BACKTEST_MAX_DAYS = env_int("REPRICING_BACKTEST_MAX_DAYS", 90)
 REPRICING_BACKTEST_MAX_SKUS = env_int("REPRICING_BACKTEST_MAX_SKUS", 5_000)
+# Offer snapshots one backtest may replay (about 3,000 a second: 3 million is some 17 minutes).
+REPRICING_BACKTEST_MAX_OBSERVATIONS = env_int("REPRICING_BACKTEST_MAX_OBSERVATIONS", 3_000_000)
 # Their tasks live next to their services (a worker imports them here; autodiscovery finds only tasks.py).
 CELERY_IMPORTS = ["repricing.bounds_import", "repricing.backtest"]
 

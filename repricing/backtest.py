@@ -55,6 +55,7 @@ from config.celery import app
 from repricing.bounds_import import visible_listings
 from repricing.engine import History, ListingState, Offer, Rule, decide
 from repricing.engine.amazon_offers import OfferFormatError, offers_from_pricing
+from repricing.engine.money import quantum
 from repricing.engine.types import CHANGE, PAUSE
 from repricing.models import Backtest, PriceDecision, RepricingRule, SkuPricing
 from repricing.selectors import repricing_settings
@@ -70,7 +71,7 @@ MAX_POINTS = 400
 #: SKUs whose series are stored (the summary covers all of them).
 MAX_SKU_RESULTS = 500
 #: SKUs replayed per transaction (progress is committed between batches).
-BATCH_SKUS = 50
+BATCH_SKUS = 10
 #: The Buy Box share is over this many newest observations, as in the live pipeline.
 BUY_BOX_SHARE_DEPTH = 20
 UNDERCUTS_KEPT = 200
@@ -301,10 +302,10 @@ class SkuReplay:
         self.points.append(
             [
                 observation.at.isoformat(timespec="seconds"),
-                None if actual is None else str(actual),
-                str(would),
-                None if buy_box is None else str(buy_box),
-                None if lowest is None else str(lowest),
+                self._text(actual),
+                self._text(would),
+                self._text(buy_box),
+                self._text(lowest),
                 action,
             ]
         )
@@ -334,12 +335,16 @@ class SkuReplay:
             "average_difference": None
             if not with_actual
             else str((self.difference_total / with_actual).quantize(Decimal("0.01"))),
-            "last_would_price": None if self.price is None else str(self.price),
-            "last_actual_price": None if self.last_actual is None else str(self.last_actual),
+            "last_would_price": self._text(self.price),
+            "last_actual_price": self._text(self.last_actual),
             "no_bounds": self.listing.min_price is None or self.listing.max_price is None,
             "counts": dict(counts),
             "difference_total": str(self.difference_total),
         }
+
+    def _text(self, value: Decimal | None) -> str | None:
+        """An amount as text in the currency's minor units (Amazon's JSON has 21.0 for 21.00)."""
+        return None if value is None else str(value.quantize(quantum(self.listing.currency)))
 
     def sampled_points(self, limit: int = MAX_POINTS) -> list[list[Any]]:
         points = self.points
@@ -620,16 +625,24 @@ def backtest_create(
             f"A backtest takes at most {limit:,} SKUs ({count:,} chosen): choose a tag or a selection.",
             field="skus",
         )
-    has_history = OfferSnapshot.objects.filter(
+    observations = OfferSnapshot.objects.filter(
         listing__in=listings, observed_at__gte=period.start, observed_at__lt=period.end
-    ).exists()
-    if not has_history:
+    ).count()
+    if not observations:
         raise RepricingError(
             "There is no offer history for these SKUs in this period. Offer snapshots are taken every "
             "few minutes once an Amazon account is connected: run the offers sync first, or choose "
             "another period.",
             code="no_history",
             field="start",
+        )
+    most = settings.REPRICING_BACKTEST_MAX_OBSERVATIONS
+    if observations > most:
+        raise RepricingError(
+            f"This would replay {observations:,} offer snapshots; a backtest takes at most {most:,}. "
+            "Choose fewer SKUs (a tag or a selection) or a shorter period.",
+            code="too_much_history",
+            field="skus",
         )
     name = (name or "").strip()[:200] or f"{label}, {start:%b %-d} to {end:%b %-d, %Y}"
     backtest = Backtest.objects.create(

@@ -11,7 +11,7 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -317,6 +317,13 @@ def test_an_edited_configuration_is_replayed_without_saving_it(world: World) -> 
     assert backtest.rule_name == "Beat by a cent (edited)" and backtest.rule_version is None
     assert [p[2] for p in backtest.results[0]["points"]] == ["19.50", "19.00", "19.00"]
     assert RepricingRule.objects.get(pk=world.rule.pk).config == Rule.from_dict(BEAT).to_dict()
+
+
+def test_too_much_history_for_one_backtest_is_refused(world: World) -> None:
+    with override_settings(REPRICING_BACKTEST_MAX_OBSERVATIONS=2), pytest.raises(RepricingError) as refused:
+        world.create(config=BEAT)
+    assert refused.value.code == "too_much_history" and "3 offer snapshots" in refused.value.message
+    assert not Backtest.objects.exists()
 
 
 def test_a_tag_or_a_selection_of_skus(world: World) -> None:
