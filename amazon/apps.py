@@ -7,6 +7,8 @@ LISTINGS_SYNC_EVERY = timedelta(minutes=60)
 OFFERS_SYNC_EVERY = timedelta(minutes=5)
 ORDERS_SYNC_EVERY = timedelta(minutes=10)
 FINANCES_SYNC_EVERY = timedelta(minutes=60)
+#: Offer snapshots past OFFER_SNAPSHOT_RETENTION_DAYS are deleted once a day (00:00 UTC).
+OFFER_SNAPSHOT_RETENTION_EVERY = timedelta(days=1)
 
 
 class AmazonConfig(AppConfig):
@@ -22,4 +24,7 @@ class AmazonConfig(AppConfig):
         register_periodic("amazon.sync_orders", "amazon.sync_orders_all", ORDERS_SYNC_EVERY)
         register_periodic(
             "amazon.sync_financial_events", "amazon.sync_financial_events_all", FINANCES_SYNC_EVERY
+        )
+        register_periodic(
+            "amazon.offer_snapshot_retention", "amazon.purge_offer_snapshots", OFFER_SNAPSHOT_RETENTION_EVERY
         )

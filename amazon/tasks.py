@@ -2,7 +2,8 @@
 
 The dispatcher (tenants.jobs) fans the periodic jobs registered in `AmazonConfig.ready()` out per
 tenant: `amazon.sync_listings_all` / `amazon.sync_offers_all` then enqueue one task per active
-connection of that tenant, on the "sync" queue (config/celery.py routes amazon.*). The per-connection
+connection of that tenant, on the "sync" queue (config/celery.py routes amazon.*);
+`amazon.purge_offer_snapshots` (retention, amazon/retention.py) is itself the per-tenant task. These
 tasks are non-atomic: each page or batch commits in its own transaction so progress is visible and an
 interruption loses at most the page in flight (the next run resumes from the saved cursor).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from amazon import sync, sync_orders
+from amazon import retention, sync, sync_orders
 from amazon.models import SellerConnection
 from config.celery import app
 from tenants.context import require_tenant, tenant_context
@@ -137,3 +138,16 @@ def sync_orders_all() -> int:
 def sync_financial_events_all() -> int:
     """Periodic: one financial events sync per active connection of the tenant."""
     return _fan_out(sync_financial_events_task)
+
+
+@app.task(
+    base=SyncTask,
+    name="amazon.purge_offer_snapshots",
+    ignore_result=True,
+    soft_time_limit=SYNC_SOFT_TIME_LIMIT,
+    time_limit=SYNC_TIME_LIMIT,
+)
+def purge_offer_snapshots_task(*, triggered_by: str = "schedule") -> dict[str, Any]:
+    """Periodic, per tenant: offer snapshots past OFFER_SNAPSHOT_RETENTION_DAYS, each listing's newest
+    kept (amazon/retention.py). Batches commit on their own, within the sync time limits."""
+    return retention.offer_snapshots_purge(triggered_by=triggered_by)

@@ -448,6 +448,11 @@ AMAZON_ORDERS_LOOKBACK_DAYS = env_int("AMAZON_ORDERS_LOOKBACK_DAYS", 30)
 AMAZON_FINANCES_OVERLAP_HOURS = float(env("AMAZON_FINANCES_OVERLAP_HOURS", "48"))
 # Disconnected sellers' Amazon data is purged this many days after disconnection (privacy policy).
 AMAZON_DATA_RETENTION_DAYS = env_int("AMAZON_DATA_RETENTION_DAYS", 30)
+# Offer snapshots (five-minutely, the repricer's history) older than this are deleted daily; each
+# listing's newest is always kept (amazon/retention.py).
+OFFER_SNAPSHOT_RETENTION_DAYS = env_int("OFFER_SNAPSHOT_RETENTION_DAYS", 90)
+if OFFER_SNAPSHOT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("OFFER_SNAPSHOT_RETENTION_DAYS must be at least 1.")
 
 # Notifications intake (POST /amazon/notifications, docs/amazon.md "Notifications"): each request is signed
 # with HMAC-SHA256 over "<timestamp>.<body>" with this shared secret (comma-separated: newest first; every
