@@ -318,6 +318,8 @@ SPECTACULAR_SETTINGS = {
         "ListingStatusEnum": "amazon.models.Listing.Status",
         "OrderStatusEnum": "amazon.models.Order.Status",
         "PriceSubmissionStatusEnum": "repricing.models.PriceSubmission.Status",
+        "BoundsImportStatusEnum": "repricing.models.BoundsImport.Status",
+        "BacktestStatusEnum": "repricing.models.Backtest.Status",
     },
 }
 
