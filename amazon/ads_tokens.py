@@ -7,12 +7,13 @@ tokens (amazon/tokens.py), under keys of their own.
   `expires_in - LWA_TOKEN_REFRESH_MARGIN_SECONDS`; N workers missing at once cause one LWA call.
 - The LWA app is the platform app (settings.ADS_CLIENT_ID / ADS_CLIENT_SECRET when set, else
   LWA_CLIENT_ID / LWA_CLIENT_SECRET) or, for own-app connections, the seller's app.
-- `invalid_grant` raises `AdsReauthorizationRequired` and is remembered for a minute (waiting workers do
-  not ask LWA again). The SP-API side of the connection keeps working, so its status is not touched.
+- `invalid_grant` marks the connection's **Ads side** "needs re-authorisation" in the database
+  (`SellerConnection.ads_reauthorization_required_at`, in its own transaction, audited as the system:
+  amazon.services.ads_mark_needs_reauthorization) and raises `AdsReauthorizationRequired`; later calls
+  fail fast on that mark without asking LWA, and a Redis marker for a minute answers the workers that were
+  waiting. The SP-API side of the connection keeps working: its `status` is not touched. Connecting Ads
+  again (amazon.services.ads_connect) clears the mark.
 - `ads_access_token_client(connection)` plugs this into python-amazon-ad-api (see amazon/ads_clients.py).
-
-The helpers reused from amazon/tokens.py (`_read`, `_single_flight`, `_issued`, `_lwa_credentials`,
-`lwa_post`) are private there; see docs/amazon.md for the small refactor that would make them public.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def ads_access_token_for(connection: SellerConnection, *, lwa_call: LwaCall | No
     """A valid Ads API access token for `connection` (cached, shared, refreshed before it expires)."""
     if connection.status == SellerConnection.Status.DISCONNECTED:
         raise ConnectionUnavailable("The connection is disconnected.")
+    if connection.ads_reauthorization_required_at is not None:
+        raise _refused(connection)
     key = ADS_TOKEN_KEY.format(connection.public_id)
     cached = tokens.cached_token(key)
     if cached is not None:
@@ -78,6 +81,8 @@ def ads_access_token_for(connection: SellerConnection, *, lwa_call: LwaCall | No
     refused_key = ADS_REFUSED_KEY.format(connection.public_id)
 
     def fetch() -> IssuedToken:
+        # The ciphertext read here is the grant the mark below is about (a grant replaced meanwhile is not).
+        refused_ciphertext = connection.ads_refresh_token_encrypted
         refresh_token = connection.get_secret("ads_refresh_token")
         if not refresh_token:
             raise AdsNotAuthorized("The connection has no Ads API authorisation.")
@@ -92,7 +97,15 @@ def ads_access_token_for(connection: SellerConnection, *, lwa_call: LwaCall | No
         except LwaError as error:
             if error.error != "invalid_grant":
                 raise
+        from amazon.services import ads_mark_needs_reauthorization
+
         redis_client().set(refused_key, "1", ex=tokens.REFUSED_SECONDS)
+        ads_mark_needs_reauthorization(
+            connection=connection,
+            refused_ciphertext=refused_ciphertext,
+            detail="Amazon no longer accepts this Ads API authorisation (revoked or expired): "
+            "authorise Amazon Ads again.",
+        )
         raise _refused(connection)
 
     return tokens.single_flight_refresh(

@@ -1,25 +1,32 @@
-"""Amazon Ads API authorisation of a seller connection: the "Advertising" page of a connection and
-/api/v1/connections/{public_id}/ads.
+"""Amazon Ads API authorisation of a seller connection: the "Advertising" page of a connection,
+/api/v1/connections/{public_id}/ads and the Ads consent flow.
 
-The seller pastes an Ads refresh token (Login with Amazon consent for the Advertising API is not built:
-the simulator does not model that consent page, so a token obtained elsewhere is entered here). The token
-is verified by listing the seller's advertising profiles (amazon.services.ads_connect) before anything is
-stored, and it is write-only: no page or response ever shows it. The Ads status is derived from the stored
-token and Amazon's last refusal (`ads_status`), without a column of its own.
+Two ways to authorise: **through Amazon** (the page's "Authorise with Amazon" button, or
+`POST /api/v1/connections/{id}/ads/consent-url` for the link) sends the seller to Login with Amazon's
+consent page with scope advertising::campaign_management; Amazon sends them back to
+`/connections/ads/callback/?code=…&scope=…&state=…`, where amazon.services.ads_consent_callback checks the
+signed state and exchanges the code. Or the seller **pastes an Ads refresh token** obtained elsewhere.
+Either way the grant is verified (the seller's advertising profiles are listed, one of them must be this
+connection's seller account) before anything is stored, and the token is write-only: no page or response
+ever shows it. The Ads status comes from the connection: no token, active, or needs re-authorisation (a
+database mark set when Amazon refuses the grant, cleared by authorising again).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,29 +38,33 @@ from amazon.api import ConnectionsApiView, _uuid_path
 from amazon.models import AdsProfile, SellerConnection
 from amazon.views import _actor, _connection
 from config.api import WRITE_ERRORS, InputSerializer, StrictCharField, error_responses
-from config.redis import redis_client
+
+ADS_REAUTHORIZATION_DETAIL = (
+    "Amazon no longer accepts this Ads API authorisation (revoked or expired): authorise Amazon Ads again."
+)
 
 
 @dataclass(frozen=True)
 class AdsStatus:
     """`not_connected` (no Ads refresh token), `active`, or `needs_reauthorization` (Amazon refused the
-    stored grant; amazon.ads_tokens remembers a refusal for a minute, so this state is short-lived)."""
+    stored grant; lasting until the seller authorises Ads again). `since`: when Amazon refused it."""
 
     state: str
     label: str
     detail: str = ""
+    since: datetime | None = None
 
 
 def ads_status(connection: SellerConnection) -> AdsStatus:
-    from amazon.ads_tokens import ADS_REFUSED_KEY
-
-    if not connection.ads_refresh_token_encrypted:
+    state = connection.ads_state
+    if state == "not_connected":
         return AdsStatus("not_connected", "Not connected")
-    if redis_client().exists(ADS_REFUSED_KEY.format(connection.public_id)):
+    if state == "needs_reauthorization":
         return AdsStatus(
             "needs_reauthorization",
             "Needs re-authorisation",
-            "Amazon no longer accepts this Ads API authorisation: enter a new Ads refresh token.",
+            connection.ads_status_detail or ADS_REAUTHORIZATION_DETAIL,
+            connection.ads_reauthorization_required_at,
         )
     return AdsStatus("active", "Connected")
 
@@ -90,9 +101,16 @@ def _page(
             "profiles": _profiles(connection),
             "form": form,
             "can_connect": role_allows(role, Permission.CONNECT_AMAZON),
+            # Our consent flow grants Ads to the platform app; an own-app connection's Ads grant belongs
+            # to the seller's app, so its token is pasted.
+            "can_consent": connection.auth_kind == SellerConnection.AuthKind.PLATFORM_APP,
         },
         status=status,
     )
+
+
+def _callback_uri(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("amazon:ads_consent_callback"))
 
 
 @dashboard_page(Permission.VIEW_DASHBOARD)
@@ -125,6 +143,62 @@ def ads_connect_view(request: HttpRequest, public_id: UUID) -> HttpResponse:
         request, f"Amazon Ads connected: {count} advertising profile{'s' if count != 1 else ''}."
     )
     return redirect("amazon:connection_ads", public_id=done.public_id)
+
+
+@dashboard_page(Permission.CONNECT_AMAZON)
+@require_POST
+def ads_consent_start(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    """Send the seller to Amazon's Ads consent page (a POST: it records that authorising started)."""
+    actor, role = _actor(request)
+    connection = _connection(request, public_id)
+    try:
+        url = services.ads_consent_url_create(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            actor=actor,
+            actor_role=role,
+            connection=connection,
+            redirect_uri=_callback_uri(request),
+        )
+    except services.AmazonConnectionError as error:
+        messages.error(request, error.message)
+        return redirect("amazon:connection_ads", public_id=connection.public_id)
+    return redirect(url)
+
+
+@dashboard_page(Permission.CONNECT_AMAZON)
+@require_GET
+def ads_consent_callback_view(request: HttpRequest) -> HttpResponse:
+    """Where Amazon sends the seller back: `?code=…&scope=…&state=…`, or `?error=access_denied&state=…`
+    (a GET, as Amazon sends it; the single-use signed state makes it safe)."""
+    actor, role = _actor(request)
+    if request.GET.get("error"):
+        return _callback_failed(request, "Amazon reports that Amazon Ads was not authorised.")
+    try:
+        connection = services.ads_consent_callback(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            actor=actor,
+            actor_role=role,
+            state=request.GET.get("state", ""),
+            code=request.GET.get("code", ""),
+            scope=request.GET.get("scope", ""),
+            redirect_uri=_callback_uri(request),
+        )
+    except services.AmazonConnectionError as error:
+        return _callback_failed(request, error.message, status=error.status)
+    count = AdsProfile.objects.filter(connection=connection, is_enabled=True).count()
+    messages.success(
+        request, f"Amazon Ads connected: {count} advertising profile{'s' if count != 1 else ''}."
+    )
+    return redirect("amazon:connection_ads", public_id=connection.public_id)
+
+
+def _callback_failed(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
+    return render(
+        request,
+        "amazon/ads_callback_failed.html",
+        {"message": message},
+        status=status if status >= 400 else 400,
+    )
 
 
 @dashboard_page(Permission.CONNECT_AMAZON)
@@ -171,6 +245,9 @@ class AdsAuthorizationSerializer(serializers.Serializer):
         help_text="not_connected (no Ads token), active, needs_reauthorization (Amazon refused it).",
     )
     status_detail = serializers.CharField()
+    reauthorization_required_since = serializers.DateTimeField(
+        allow_null=True, help_text="When Amazon refused the stored Ads authorisation (null unless so)."
+    )
     profiles = AdsProfileSerializer(many=True)
 
 
@@ -184,7 +261,12 @@ def _render(connection: SellerConnection) -> dict[str, Any]:
     state = ads_status(connection)
     return dict(
         AdsAuthorizationSerializer(
-            {"status": state.state, "status_detail": state.detail, "profiles": _profiles(connection)}
+            {
+                "status": state.state,
+                "status_detail": state.detail,
+                "reauthorization_required_since": state.since,
+                "profiles": _profiles(connection),
+            }
         ).data
     )
 
@@ -246,3 +328,41 @@ class AdsAuthorizationView(ConnectionsApiView):
             connection=self.connection_or_404(public_id),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+AdsConsentUrlSerializer = inline_serializer(
+    name="AdsConsentUrl",
+    fields={
+        "url": serializers.URLField(help_text="Open in the seller's browser; valid once."),
+        "expires_in": serializers.IntegerField(help_text="Seconds the link stays valid."),
+    },
+)
+
+
+class AdsConsentUrlView(ConnectionsApiView):
+    required_permissions = {"POST": Permission.CONNECT_AMAZON}
+
+    @extend_schema(
+        operation_id="connections_ads_consent_url_create",
+        parameters=[_uuid_path()],
+        request=None,
+        responses={200: AdsConsentUrlSerializer, **error_responses(*WRITE_ERRORS, 409)},
+        tags=["amazon"],
+        description="The Login with Amazon URL where the seller authorises SellerPilot for the Amazon Ads "
+        "API (scope advertising::campaign_management) for this connection. Its signed `state` names the "
+        "company, the person asking (so only a dashboard token, not an API key, may ask: 403 "
+        "`person_required`) and the connection, works once and expires after 10 minutes. Amazon sends the "
+        "seller back to the dashboard, which verifies the grant (one of its advertising profiles must be "
+        "this connection's seller account) and stores it. Takes no body: Amazon sends the seller back to "
+        "this dashboard's Ads callback.",
+    )
+    def post(self, request: Request, public_id: UUID) -> Response:
+        auth = self.caller
+        url = services.ads_consent_url_create(
+            tenant=auth.tenant,
+            actor=auth.user,
+            actor_role=auth.role,
+            connection=self.connection_or_404(public_id),
+            redirect_uri=request.build_absolute_uri(reverse("amazon:ads_consent_callback")),
+        )
+        return Response({"url": url, "expires_in": settings.SP_API_CONSENT_MAX_AGE_SECONDS})

@@ -65,6 +65,15 @@ class SellerConnection(TenantOwned):
         null=True, blank=True, help_text="Amazon data of a disconnected account is purged after this."
     )
 
+    # The Ads API side: "not connected" (no Ads token), "active", or "needs re-authorisation" since Amazon
+    # refused the stored Ads grant (amazon.services.ads_mark_needs_reauthorization; ads_connect clears it).
+    ads_reauthorization_required_at = models.DateTimeField(
+        null=True, blank=True, help_text="Since when Amazon refuses the stored Ads API authorisation."
+    )
+    ads_status_detail = models.CharField(
+        max_length=500, blank=True, help_text="Why the Ads authorisation needs attention, for the seller."
+    )
+
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
@@ -122,6 +131,13 @@ class SellerConnection(TenantOwned):
     @property
     def is_usable(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    @property
+    def ads_state(self) -> str:
+        """`not_connected` (no Ads token), `needs_reauthorization` (Amazon refused it) or `active`."""
+        if not self.ads_refresh_token_encrypted:
+            return "not_connected"
+        return "needs_reauthorization" if self.ads_reauthorization_required_at else "active"
 
 
 class AdsProfile(TenantOwned):

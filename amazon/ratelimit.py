@@ -12,6 +12,11 @@ of every process together stays inside it instead of discovering the limit throu
   may go below zero) and sleeps exactly until it is due: waiters queue in order, nobody polls.
 - A 429 empties the bucket (`record_throttle`) and is counted per connection for the dashboard
   (`quota_state`).
+- Amazon Ads API operations (named `ads.<operationId>` by amazon/ads_clients.py) share the machinery.
+  Amazon publishes no per-operation Ads limits (it throttles dynamically and answers 429 with
+  `Retry-After`), so they are seeded per family (`ADS_FAMILY_LIMITS`: reads, writes, report requests)
+  and adapt from the 429s themselves: `record_throttle(..., retry_after=s)` holds the bucket until
+  Amazon's `Retry-After` and halves the operation's rate for `ADS_ADAPTED_RATE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -81,6 +86,23 @@ OPERATION_LIMITS: dict[str, tuple[float, int]] = {
     "createRestrictedDataToken": (1, 10),
     "getMarketplaceParticipations": (0.016, 15),
 }
+#: Amazon Ads API operation families -> (requests per second, burst). Amazon publishes no Ads limits per
+#: operation, so these are our conservative seeds (the simulator, like Amazon's observed behaviour, allows
+#: about 10/s per advertiser over every call): reads (GET, `.../list`, profiles), writes (create, update,
+#: delete: up to 1,000 entities per call, so few calls), report requests (a report takes minutes anyway).
+ADS_FAMILY_LIMITS: dict[str, tuple[float, int]] = {
+    "read": (5.0, 10),
+    "write": (2.0, 5),
+    "report": (0.2, 5),
+}
+ADS_PREFIX = "ads."
+#: After an Ads 429 the operation runs at half its rate (once per Retry-After window, never below
+#: 1/ADS_MIN_RATE_DIVISOR of its seed) until this long after the last 429, then the seed applies again
+#: (Amazon's Ads limits move with its load: a quiet spell is the only signal that they went up again).
+ADS_ADAPTED_RATE_SECONDS = 300
+ADS_MIN_RATE_DIVISOR = 20
+#: A Retry-After window shorter than this still counts as one (the 429s of one storm are one signal).
+ADS_SLOW_DOWN_MIN_SECONDS = 1.0
 #: For an operation missing from the table: Amazon's most common strict plan.
 DEFAULT_LIMIT: tuple[float, int] = (0.5, 1)
 #: How long an observed `x-amzn-RateLimit-Limit` overrides the published rate.
@@ -132,6 +154,28 @@ return 1
 """
 
 
+# KEYS: bucket, rate, slow-down marker. ARGV: seed rate, retry after (s), min rate, adapted-rate TTL (s),
+# shortest window (ms).
+# An Ads 429: halve the rate (once per Retry-After window: a storm of 429s is one signal, not N), then
+# hold the bucket so that its next token is due when Amazon said (tokens = 1 - retry_after * rate).
+_SLOW_DOWN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local retry_after = tonumber(ARGV[2])
+local rate = tonumber(redis.call('GET', KEYS[2]) or ARGV[1])
+local window_ms = math.max(tonumber(ARGV[5]), math.ceil(retry_after * 1000))
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', window_ms) then
+  rate = math.max(tonumber(ARGV[3]), rate / 2)
+  redis.call('SET', KEYS[2], tostring(rate), 'EX', tonumber(ARGV[4]))
+end
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0')
+tokens = math.min(tokens, 0, 1 - retry_after * rate)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+return tostring(rate)
+"""
+
+
 class Throttled(Exception):
     """No token for this operation within the caller's timeout. `retry_after` in seconds."""
 
@@ -144,7 +188,19 @@ class Throttled(Exception):
 _warned: set[str] = set()
 
 
+def ads_family(operation: str) -> str:
+    """The family of an Ads operation (`ads.listSponsoredProductsCampaigns` -> "read")."""
+    name = operation.removeprefix(ADS_PREFIX)
+    if name == "createAsyncReport" or (name.startswith("post:") and name.endswith(("/report", "/snapshot"))):
+        return "report"
+    if name.startswith(("list", "get")) or name.endswith("/list"):
+        return "read"
+    return "write"
+
+
 def limits_for(operation: str) -> tuple[float, int]:
+    if operation.startswith(ADS_PREFIX):
+        return ADS_FAMILY_LIMITS[ads_family(operation)]
     limit = OPERATION_LIMITS.get(operation)
     if limit is None:
         if operation not in _warned:  # once per process and operation, not on every call
@@ -169,6 +225,10 @@ def _rate_key(conn: str, operation: str) -> str:
 
 def _ops_key(conn: str) -> str:
     return f"rl:{{{conn}}}:ops"
+
+
+def _slow_key(conn: str, operation: str) -> str:
+    return f"rl:{{{conn}}}:slow:{operation}"
 
 
 def _throttle_key(conn: str) -> str:
@@ -218,12 +278,31 @@ def observe_rate_limit(connection: object, operation: str, header_value: str | N
     redis_client().set(_rate_key(_ident(connection), operation), repr(rate), ex=OBSERVED_RATE_SECONDS)
 
 
-def record_throttle(connection: object, operation: str) -> None:
-    """Amazon answered 429: empty our bucket and count the event for the dashboard."""
+def record_throttle(connection: object, operation: str, *, retry_after: float | None = None) -> None:
+    """Amazon answered 429: empty our bucket and count the event for the dashboard.
+
+    With `retry_after` (the Ads API's `Retry-After`; SP-API announces its rate in
+    `x-amzn-RateLimit-Limit` instead) the bucket is held until then and the operation's rate is halved
+    for ADS_ADAPTED_RATE_SECONDS: our seed was evidently above what Amazon allows right now."""
     conn = _ident(connection)
     client = redis_client()
     now = time.time()
-    client.eval(_DRAIN, 1, _bucket_key(conn, operation))
+    if retry_after is None:
+        client.eval(_DRAIN, 1, _bucket_key(conn, operation))
+    else:
+        seed_rate, _burst = limits_for(operation)
+        client.eval(
+            _SLOW_DOWN,
+            3,
+            _bucket_key(conn, operation),
+            _rate_key(conn, operation),
+            _slow_key(conn, operation),
+            str(seed_rate),
+            str(max(float(retry_after), 0.0)),
+            str(seed_rate / ADS_MIN_RATE_DIVISOR),
+            str(ADS_ADAPTED_RATE_SECONDS),
+            str(max(1, int(ADS_SLOW_DOWN_MIN_SECONDS * 1000))),
+        )
     pipe = client.pipeline()
     pipe.zadd(_throttle_key(conn), {f"{operation}|{uuid4().hex}": now})
     pipe.zremrangebyscore(_throttle_key(conn), 0, now - THROTTLE_WINDOW_SECONDS)

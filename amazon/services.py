@@ -614,29 +614,66 @@ def seller_route_sync(connection: SellerConnection) -> None:
 
 
 # --- Amazon Ads API authorisation ---------------------------------------------------------------------
+#
+# Two ways in, one check: the seller authorises SellerPilot on Amazon's Login with Amazon consent page
+# (`ads_consent_url_create` -> LWA /ap/oa with scope advertising::campaign_management and a signed,
+# expiring, single-use state -> `ads_consent_callback` exchanges the authorization code at the LWA token
+# endpoint), or pastes an Ads refresh token obtained elsewhere (`ads_connect`). Either way the grant is
+# verified before anything is stored: the advertising profiles it reaches are listed with it, and one of
+# them must be the connection's own seller account (accountInfo.type "seller", accountInfo.id = the
+# selling partner id) in one of its marketplaces; a grant of another Amazon account is refused.
 
-#: Ads profile types stored (agency profiles manage other advertisers' accounts).
-ADS_PROFILE_TYPES = ("seller", "vendor")
+ADS_SCOPE = "advertising::campaign_management"
+ADS_CONSENT_SALT = "amazon.ads-consent-state"
+ADS_CONSENT_NONCE_KEY = "amazon:ads-consent-nonce:{}"
+ADS_SECRET_COLUMNS = ("ads_refresh_token_encrypted",)
+
+
+def _require_ads_connection(tenant: Tenant, connection: SellerConnection) -> None:
+    if connection.tenant_id != tenant.pk:
+        raise AmazonConnectionError("No such connection.", code="not_found", status=404)
+    if connection.status == SellerConnection.Status.DISCONNECTED:
+        raise AmazonConnectionError(
+            "This connection is disconnected. Connect the seller account again first.",
+            code="connection_disconnected",
+            status=409,
+        )
+
+
+def _region_marketplaces(region: str) -> set[str]:
+    from sp_api.base import Marketplaces
+
+    from amazon.clients import AWS_REGIONS
+
+    return {m.marketplace_id for m in Marketplaces if AWS_REGIONS.get(m.region) == region}
+
+
+def _ads_unavailable() -> AmazonConnectionError:
+    return AmazonConnectionError(
+        "Amazon Ads did not answer the check call. Nothing was saved; try again in a few minutes.",
+        code="amazon_unavailable",
+        status=503,
+    )
 
 
 def _ads_profiles_of(connection: SellerConnection) -> list[dict[str, Any]]:
-    """The advertising profiles the connection's (unsaved) Ads grant reaches, through the one Ads client
-    factory: the verification call. AmazonConnectionError with a stable code on any refusal."""
-    import requests
+    """The connection's own advertising profiles reached by its (unsaved) Ads grant, through the one Ads
+    client factory: the verification call. AmazonConnectionError with a stable code on any refusal,
+    `ads_account_mismatch` when the grant belongs to another Amazon account."""
     from ad_api.api import Profiles
-    from ad_api.base.exceptions import AdvertisingApiException
 
     from amazon.ads_clients import ads_api_client
     from amazon.ads_tokens import AdsNotAuthorized, AdsReauthorizationRequired
+    from amazon.clients import AmazonApiError, AmazonAuthError, AmazonRequestError, RetryPolicy
     from amazon.tokens import LwaError, TokenError
 
+    policy = RetryPolicy(budget_seconds=VERIFY_RETRY_BUDGET_SECONDS, max_attempts=VERIFY_MAX_ATTEMPTS)
     try:
-        client = ads_api_client(Profiles, connection, None, sleep=lambda seconds: None)
-        payload = client.list_profiles().payload
+        payload = ads_api_client(Profiles, connection, None, policy=policy).list_profiles().payload
     except AdsReauthorizationRequired:
         raise AmazonConnectionError(
             "Amazon did not accept this Ads refresh token (revoked, expired, or issued to another app). "
-            "Authorise SellerPilot for Amazon Ads again and paste the new token.",
+            "Authorise SellerPilot for Amazon Ads again.",
             code="invalid_ads_token",
         ) from None
     except LwaError as error:
@@ -647,88 +684,95 @@ def _ads_profiles_of(connection: SellerConnection) -> list[dict[str, Any]]:
         raise _lwa_unavailable(error) from None
     except AdsNotAuthorized:
         raise AmazonConnectionError("Enter the Ads refresh token.", code="missing_credentials") from None
-    except AdvertisingApiException as error:
-        status = int(error.code or 0)
-        if status in (401, 403):
-            raise AmazonConnectionError(
-                "Amazon Ads refused access with this token. Check that it was issued for the Advertising "
-                "API (scope advertising::campaign_management).",
-                code="verification_failed",
-            ) from None
-        if 400 <= status < 500 and status != 429:
-            raise AmazonConnectionError(
-                f"Amazon Ads refused the check call ({status}).", code="verification_failed"
-            ) from None
-        logger.warning("verifying an Ads authorisation failed: %s", status)
+    except AmazonAuthError:
         raise AmazonConnectionError(
-            "Amazon Ads did not answer the check call. Nothing was saved; try again in a few minutes.",
-            code="amazon_unavailable",
-            status=503,
+            "Amazon Ads refused access with this token. Check that it was issued for the Advertising "
+            f"API (scope {ADS_SCOPE}).",
+            code="verification_failed",
         ) from None
-    except (TokenError, requests.RequestException) as error:
+    except AmazonRequestError as error:
+        raise AmazonConnectionError(
+            f"Amazon Ads refused the check call ({error.status}).", code="verification_failed"
+        ) from None
+    except (AmazonApiError, TokenError) as error:  # throttled, unavailable, network, token refresh
         logger.warning("verifying an Ads authorisation failed: %s", type(error).__name__)
-        raise AmazonConnectionError(
-            "Amazon Ads did not answer the check call. Nothing was saved; try again in a few minutes.",
-            code="amazon_unavailable",
-            status=503,
-        ) from None
+        raise _ads_unavailable() from None
+    region_marketplaces = _region_marketplaces(connection.region)
     profiles: list[dict[str, Any]] = []
     for entry in payload if isinstance(payload, list) else []:
         if not isinstance(entry, dict) or entry.get("profileId") in (None, ""):
             continue
         account = entry.get("accountInfo") or {}
-        if account.get("type", "seller") not in ADS_PROFILE_TYPES:
+        if not isinstance(account, dict):
+            continue
+        marketplace_id = str(account.get("marketplaceStringId") or "")
+        # Only the connection's own seller account, in its region: not a vendor, not another seller the
+        # same Amazon login can advertise for (those would need connections of their own).
+        if (
+            account.get("type") != "seller"
+            or str(account.get("id") or "") != connection.selling_partner_id
+            or marketplace_id not in region_marketplaces
+        ):
             continue
         profiles.append(
             {
                 "profile_id": str(entry["profileId"])[:32],
-                "marketplace_id": str(account.get("marketplaceStringId") or "")[:20],
+                "marketplace_id": marketplace_id[:20],
                 "country_code": str(entry.get("countryCode") or "")[:2],
                 "currency_code": str(entry.get("currencyCode") or "")[:3],
                 "name": str(account.get("name") or "")[:200],
             }
         )
+    connected = {str(m.get("id")) for m in connection.marketplaces or [] if isinstance(m, dict)}
+    wanted = connected or region_marketplaces
+    if not any(p["marketplace_id"] in wanted for p in profiles):
+        names = ", ".join(
+            sorted(str(m.get("country_code") or m.get("id")) for m in connection.marketplaces or [])
+        )
+        raise AmazonConnectionError(
+            "This Amazon Ads authorisation is for another Amazon account: none of its advertising profiles "
+            f"is the seller account {connection.selling_partner_id}"
+            + (f" in {names}" if names else f" in region {connection.region}")
+            + ". Sign in to Amazon with the account of this connection and authorise Amazon Ads again.",
+            code="ads_account_mismatch",
+        )
     return profiles
 
 
-def ads_connect(
+def _ads_verify_and_store(
     *,
     tenant: Tenant,
     actor: User | None,
-    actor_role: str,
     connection: SellerConnection,
-    ads_refresh_token: str,
+    token: str,
+    via: str,
+    first_token: Mapping[str, Any] | None = None,
 ) -> SellerConnection:
-    """Authorise the Amazon Ads API for `connection` with an Ads refresh token: verified with a real call
-    (list the seller's advertising profiles) before anything is stored; then, in one transaction, the
-    token is stored encrypted, the profiles are upserted (those no longer listed are disabled) and the
-    change is audited. A wrong token raises AmazonConnectionError and stores nothing."""
-    from amazon.ads_tokens import invalidate_ads_access_token
+    """Verify `token` on an unsaved copy of `connection`, then store it, its profiles and the audit record
+    in one transaction; the Ads "needs re-authorisation" mark is cleared. Stores nothing on failure."""
+    from amazon.ads_tokens import ADS_TOKEN_KEY, invalidate_ads_access_token
     from amazon.models import AdsProfile
+    from amazon.tokens import IssuedToken, single_flight_refresh
 
-    _require(actor_role)
-    if connection.tenant_id != tenant.pk:
-        raise AmazonConnectionError("No such connection.", code="not_found", status=404)
-    if connection.status == SellerConnection.Status.DISCONNECTED:
-        raise AmazonConnectionError(
-            "This connection is disconnected. Connect the seller account again first.",
-            code="connection_disconnected",
-            status=409,
-        )
-    token = (ads_refresh_token or "").strip()
-    if not token:
-        raise AmazonConnectionError("Enter the Ads refresh token.", code="missing_credentials")
-    # Verify on an unsaved copy (same public id: the ciphertext is bound to it); a cached Ads access token
-    # of an earlier grant must not answer for the new one.
+    # Same public id (the ciphertext is bound to it); a cached Ads access token of an earlier grant must
+    # not answer for the new one, and the copy is not "needs re-authorisation".
     probe = SellerConnection.objects.get(pk=connection.pk)
     probe.set_secret("ads_refresh_token", token)
-    invalidate_ads_access_token(probe.public_id)
-    try:
-        profiles = _ads_profiles_of(probe)
-    except AmazonConnectionError:
-        invalidate_ads_access_token(probe.public_id)
-        raise
+    probe.ads_reauthorization_required_at = None
     public_id = probe.public_id
+    invalidate_ads_access_token(public_id)
+    try:
+        if first_token and first_token.get("access_token"):
+            # The access token LWA issued with the grant answers the check: no second LWA call.
+            issued = IssuedToken(
+                access_token=str(first_token["access_token"]),
+                expires_in=int(first_token.get("expires_in") or 3600),
+            )
+            single_flight_refresh(ADS_TOKEN_KEY.format(public_id), lambda: issued)
+        profiles = _ads_profiles_of(probe)
+    except BaseException:
+        invalidate_ads_access_token(public_id)
+        raise
     try:
         with transaction.atomic():
             locked = SellerConnection.objects.select_for_update(of=("self",)).get(pk=connection.pk)
@@ -736,9 +780,18 @@ def ads_connect(
                 raise AmazonConnectionError(
                     "This connection was disconnected meanwhile.", code="connection_disconnected", status=409
                 )
-            had_token = bool(locked.ads_refresh_token_encrypted)
+            previous = locked.ads_state
             locked.set_secret("ads_refresh_token", token)
-            locked.save(update_fields=["ads_refresh_token_encrypted", "updated_at"])
+            locked.ads_reauthorization_required_at = None
+            locked.ads_status_detail = ""
+            locked.save(
+                update_fields=[
+                    *ADS_SECRET_COLUMNS,
+                    "ads_reauthorization_required_at",
+                    "ads_status_detail",
+                    "updated_at",
+                ]
+            )
             listed = []
             for values in profiles:
                 profile_id = values.pop("profile_id")
@@ -759,7 +812,9 @@ def ads_connect(
                 action="amazon.ads_connect",
                 target=locked,
                 changes={
-                    "ads_credentials": "(changed)" if had_token else "(set)",
+                    "ads_credentials": "(set)" if previous == "not_connected" else "(changed)",
+                    "ads_status": [previous, locked.ads_state],
+                    "via": via,
                     "ads_profiles": listed,
                     "ads_profiles_disabled": disabled,
                 },
@@ -768,6 +823,219 @@ def ads_connect(
         invalidate_ads_access_token(public_id)
         raise
     return locked
+
+
+def ads_connect(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    actor_role: str,
+    connection: SellerConnection,
+    ads_refresh_token: str,
+) -> SellerConnection:
+    """Authorise the Amazon Ads API for `connection` with a pasted Ads refresh token: verified with a real
+    call (the seller's advertising profiles, one of them this connection's seller account) before anything
+    is stored; then, in one transaction, the token is stored encrypted, the profiles are upserted (those no
+    longer listed are disabled), a "needs re-authorisation" mark is cleared and the change is audited. A
+    wrong token, or one of another Amazon account, raises AmazonConnectionError and stores nothing."""
+    _require(actor_role)
+    _require_ads_connection(tenant, connection)
+    token = (ads_refresh_token or "").strip()
+    if not token:
+        raise AmazonConnectionError("Enter the Ads refresh token.", code="missing_credentials")
+    return _ads_verify_and_store(tenant=tenant, actor=actor, connection=connection, token=token, via="token")
+
+
+def ads_consent_url_create(
+    *, tenant: Tenant, actor: User | None, actor_role: str, connection: SellerConnection, redirect_uri: str
+) -> str:
+    """The Login with Amazon page (`ADS_CONSENT_URLS[region]`, /ap/oa) where the seller grants SellerPilot
+    `advertising::campaign_management` for `connection`. Its `state` is signed, names this company, this
+    person and this connection, holds a one-time nonce and expires after SP_API_CONSENT_MAX_AGE_SECONDS.
+    `redirect_uri` (our callback) must be an allowed return URL of the LWA app."""
+    from amazon.ads_tokens import ads_lwa_credentials
+
+    _require(actor_role)
+    _require_ads_connection(tenant, connection)
+    if actor is None:
+        raise AmazonConnectionError(
+            "Authorising Amazon Ads needs a person signed in to the dashboard, not an API key.",
+            code="person_required",
+            status=403,
+        )
+    if connection.auth_kind == SellerConnection.AuthKind.OWN_APP:
+        # Its Ads grant must belong to the seller's own app (that app refreshes it): no consent for ours.
+        raise AmazonConnectionError(
+            "This account is connected with your own developer app: paste an Ads refresh token granted to "
+            "that app instead.",
+            code="own_app_connection",
+            status=409,
+        )
+    if not redirect_uri:
+        raise AmazonConnectionError("A return address (redirect_uri) is required.", code="invalid_request")
+    client_id, _ = ads_lwa_credentials(connection)
+    if not client_id:
+        raise AmazonConnectionError(
+            "Authorising Amazon Ads through Amazon is not configured here (ADS_CLIENT_ID). "
+            "Paste an Ads refresh token instead.",
+            code="not_configured",
+        )
+    state = signing.TimestampSigner(salt=ADS_CONSENT_SALT).sign_object(
+        {
+            "t": str(tenant.public_id),
+            "u": str(actor.public_id),
+            "c": str(connection.public_id),
+            "n": secrets.token_urlsafe(18),
+        },
+        compress=True,
+    )
+    params = {
+        "client_id": client_id,
+        "scope": ADS_SCOPE,
+        "response_type": "code",
+        "redirect_uri": redirect_uri,
+        "state": state,
+    }
+    with transaction.atomic():
+        audit_record(actor=actor, action="amazon.ads_consent_start", target=connection)
+    return f"{settings.ADS_CONSENT_URLS[connection.region]}?{urlencode(params)}"
+
+
+def _consume_ads_state(*, tenant: Tenant, actor: User | None, state: str) -> str:
+    """The connection public id the verified `state` names; AmazonConnectionError when it is forged,
+    expired, another company's or person's, or already used."""
+    signer = signing.TimestampSigner(salt=ADS_CONSENT_SALT)
+    try:
+        data = signer.unsign_object(state or "", max_age=settings.SP_API_CONSENT_MAX_AGE_SECONDS)
+    except signing.SignatureExpired:
+        raise AmazonConnectionError(
+            "This Amazon Ads authorisation link has expired. Start again from the Advertising page.",
+            code="consent_expired",
+        ) from None
+    except (signing.BadSignature, ValueError, TypeError):
+        raise AmazonConnectionError(
+            "This Amazon Ads authorisation could not be verified. Start again from SellerPilot.",
+            code="invalid_state",
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or actor is None
+        or data.get("t") != str(tenant.public_id)
+        or data.get("u") != str(actor.public_id)
+        or not data.get("c")
+        or not data.get("n")
+    ):
+        raise AmazonConnectionError(
+            "This Amazon Ads authorisation was started by another person or for another company. "
+            "Switch to that company, or start again.",
+            code="invalid_state",
+        )
+    fresh = redis_client().set(
+        ADS_CONSENT_NONCE_KEY.format(data["n"]), "1", nx=True, ex=settings.SP_API_CONSENT_MAX_AGE_SECONDS + 60
+    )
+    if not fresh:
+        raise AmazonConnectionError(
+            "This Amazon Ads authorisation was already used. Start again.", code="consent_replayed"
+        )
+    return str(data["c"])
+
+
+def ads_consent_callback(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    actor_role: str,
+    state: str,
+    code: str,
+    redirect_uri: str,
+    scope: str = ADS_SCOPE,
+) -> SellerConnection:
+    """Amazon sent the seller back from the Ads consent page: verify `state`, exchange the authorization
+    `code` at LWA (`grant_type=authorization_code`, the same `redirect_uri`, the app that holds Ads grants
+    for this connection), then verify and store the grant like `ads_connect`."""
+    from amazon.ads_tokens import ads_lwa_credentials
+    from amazon.tokens import LwaError, lwa_post
+
+    _require(actor_role)
+    public_id = _consume_ads_state(tenant=tenant, actor=actor, state=state)
+    connection = SellerConnection.objects.filter(tenant=tenant, public_id=public_id).first()
+    if connection is None:
+        raise AmazonConnectionError("This connection no longer exists.", code="not_found", status=404)
+    _require_ads_connection(tenant, connection)
+    if not code:
+        raise AmazonConnectionError("Amazon sent no authorisation code. Start again.")
+    if scope and ADS_SCOPE not in scope.split():
+        raise AmazonConnectionError(
+            f"Amazon granted another scope than {ADS_SCOPE}. Start again.", code="authorization_refused"
+        )
+    client_id, client_secret = ads_lwa_credentials(connection)
+    try:
+        answer = lwa_post(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "client_id": client_id,
+                "client_secret": client_secret,
+            }
+        )
+    except LwaError as error:
+        if error.error in ("invalid_grant", "invalid_request"):
+            raise AmazonConnectionError(
+                "Amazon did not accept the authorisation (it was used already or has expired). Start again.",
+                code="authorization_refused",
+            ) from None
+        raise _lwa_unavailable(error) from None
+    refresh_token = str(answer.get("refresh_token") or "")
+    if not refresh_token:
+        raise AmazonConnectionError(
+            "Amazon answered without a refresh token. Start again.", code="authorization_refused"
+        )
+    return _ads_verify_and_store(
+        tenant=tenant,
+        actor=actor,
+        connection=connection,
+        token=refresh_token,
+        via="consent",
+        first_token=answer,
+    )
+
+
+def ads_mark_needs_reauthorization(
+    *, connection: SellerConnection, refused_ciphertext: str, detail: str
+) -> None:
+    """Amazon refused the connection's Ads grant (revoked or expired). Recorded at once in its own
+    transaction, audited as the system, whatever happens to the caller's transaction; the SP-API side is
+    untouched. Only the grant that was refused is marked: a copy under verification (ads_connect) or a grant
+    replaced meanwhile has another ciphertext and stays as it is."""
+    if not refused_ciphertext or connection.pk is None:
+        return
+    tenant = connection.tenant
+    now = timezone.now()
+
+    def write() -> None:
+        with tenant_context(tenant):
+            updated = SellerConnection.objects.filter(
+                pk=connection.pk,
+                ads_refresh_token_encrypted=refused_ciphertext,
+                ads_reauthorization_required_at=None,
+            ).update(ads_reauthorization_required_at=now, ads_status_detail=detail[:500], updated_at=now)
+            if updated:
+                audit_record(
+                    actor=None,
+                    action="amazon.ads_needs_reauthorization",
+                    target=connection,
+                    changes={"ads_status": ["active", "needs_reauthorization"], "reason": detail[:200]},
+                )
+
+    if transaction.get_connection().in_atomic_block:
+        _in_own_transaction(write)
+    # Also in the caller's transaction (a no-op when the own transaction committed it), for a row that one
+    # could not see yet.
+    write()
+    if connection.ads_refresh_token_encrypted == refused_ciphertext:
+        connection.ads_reauthorization_required_at = connection.ads_reauthorization_required_at or now
+        connection.ads_status_detail = detail[:500]
 
 
 @transaction.atomic
@@ -787,14 +1055,28 @@ def ads_disconnect(
     disabled = AdsProfile.objects.filter(connection=locked, is_enabled=True).update(
         is_enabled=False, updated_at=timezone.now()
     )
-    if locked.ads_refresh_token_encrypted or disabled:
+    if locked.ads_refresh_token_encrypted or disabled or locked.ads_reauthorization_required_at:
+        previous = locked.ads_state
         locked.set_secret("ads_refresh_token", None)
-        locked.save(update_fields=["ads_refresh_token_encrypted", "updated_at"])
+        locked.ads_reauthorization_required_at = None
+        locked.ads_status_detail = ""
+        locked.save(
+            update_fields=[
+                *ADS_SECRET_COLUMNS,
+                "ads_reauthorization_required_at",
+                "ads_status_detail",
+                "updated_at",
+            ]
+        )
         audit_record(
             actor=actor,
             action="amazon.ads_disconnect",
             target=locked,
-            changes={"ads_credentials": "(deleted)", "ads_profiles_disabled": disabled},
+            changes={
+                "ads_credentials": "(deleted)",
+                "ads_status": [previous, locked.ads_state],
+                "ads_profiles_disabled": disabled,
+            },
         )
     public_id = locked.public_id
     transaction.on_commit(lambda: invalidate_ads_access_token(public_id))

@@ -22,6 +22,12 @@ urlpatterns = [
         "connections/<uuid:public_id>/ads/connect/", ads_views.ads_connect_view, name="connection_ads_connect"
     ),
     path(
+        "connections/<uuid:public_id>/ads/authorize/",
+        ads_views.ads_consent_start,
+        name="connection_ads_consent_start",
+    ),
+    path("connections/ads/callback/", ads_views.ads_consent_callback_view, name="ads_consent_callback"),
+    path(
         "connections/<uuid:public_id>/ads/disconnect/",
         ads_views.ads_disconnect_view,
         name="connection_ads_disconnect",

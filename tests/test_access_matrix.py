@@ -91,6 +91,10 @@ def build_world() -> World:
             tenant, name=f"Store {canary}", refresh_token=f"Atzr|secret-{canary.lower()}"
         )
         connection = world.objects["connection"][side]
+        # An Ads grant must belong to the connection's own seller: the simulator's demo seller (EU).
+        world.objects.setdefault("ads_connection", {})[side] = make_connection(
+            tenant, name=f"Ads store {canary}", selling_partner_id=DEMO_SELLER_ID, region="EU"
+        )
         listing = make_listing(connection, title=f"Widget {canary}")  # type: ignore[arg-type]
         world.objects.setdefault("listing", {})[side] = listing
         _repricing_objects(world, side, tenant, owners[side], listing, canary)
@@ -234,7 +238,9 @@ MATRIX: dict[str, dict[str, Rule]] = {
     },
     "api:connection-ads": {
         "GET": api(EVERY_ROLE, obj="connection"),
-        "POST": api(MANAGERS, obj="connection", body=lambda w: {"ads_refresh_token": DEMO_ADS_REFRESH_TOKEN}),
+        "POST": api(
+            MANAGERS, obj="ads_connection", body=lambda w: {"ads_refresh_token": DEMO_ADS_REFRESH_TOKEN}
+        ),
         "DELETE": api(MANAGERS, ok=204, obj="connection"),
     },
     "api:connection-ads-consent-url": {"POST": api(MANAGERS, obj="connection")},
@@ -307,7 +313,10 @@ MATRIX: dict[str, dict[str, Rule]] = {
     "amazon:connection_ads": {"GET": page(EVERY_ROLE, obj="connection")},
     "amazon:connection_ads_connect": {
         "POST": page(
-            MANAGERS, ok=302, obj="connection", body=lambda w: {"ads_refresh_token": DEMO_ADS_REFRESH_TOKEN}
+            MANAGERS,
+            ok=302,
+            obj="ads_connection",
+            body=lambda w: {"ads_refresh_token": DEMO_ADS_REFRESH_TOKEN},
         ),
     },
     "amazon:connection_ads_disconnect": {"POST": page(MANAGERS, ok=302, obj="connection")},

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .market import DEMO_CLIENT_ID, DEMO_SELLER_ID, MARKETPLACES, Listing, Market, Offer, RefreshToken
@@ -52,6 +53,14 @@ JSON = dict[str, Any]
 CENT = Decimal("0.01")
 DEMO_ADS_REFRESH_TOKEN = "Atzr|IwEBISimulatorDemoAdsRefreshToken0001"
 ADS_SCOPE = "advertising::campaign_management"
+#: The demo LWA app's "Allowed Return URLs" for the Ads consent page (ads_app.py, ``/ap/oa``):
+#: SellerPilot's Ads callback on a loopback host, any port (RFC 8252 §7.3), so `make run` on any PORT and
+#: tests' live servers can be sent back.
+DEMO_ADS_RETURN_URLS = (
+    "http://127.0.0.1/connections/ads/callback/",
+    "http://localhost/connections/ads/callback/",
+)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 TIMEZONES = {
     "US": "America/Los_Angeles",
@@ -299,8 +308,12 @@ class AdsMarket:
         self.access_tokens: set[str] = set()  # access tokens issued for one of them
         self._codes: set[str] = set()
         self._buckets: dict[tuple[str, int | str], _Bucket] = {}
+        #: LWA client id -> its security profile's Allowed Return URLs (the Ads consent page checks them)
+        self.return_urls: dict[str, list[str]] = {}
         if DEMO_SELLER_ID in market.sellers and DEMO_CLIENT_ID in market.apps:
             self._register_refresh_token(DEMO_ADS_REFRESH_TOKEN, DEMO_CLIENT_ID, DEMO_SELLER_ID)
+        if DEMO_CLIENT_ID in market.apps:
+            self.return_urls[DEMO_CLIENT_ID] = list(DEMO_ADS_RETURN_URLS)
         self._inner: Callable[[datetime, datetime], None] | None = market.clock._on_advance
         market.clock._on_advance = self._run_until
 
@@ -323,6 +336,29 @@ class AdsMarket:
             code = self.market.issue_authorization_code(seller_id, client_id)
             self._codes.add(code)
             return code
+
+    def allow_return_url(self, client_id: str, url: str) -> None:
+        """Add an Allowed Return URL to the LWA app's security profile (for the Ads consent page)."""
+        with self.lock:
+            if client_id not in self.market.apps:
+                raise KeyError("unknown LWA app")
+            self.return_urls.setdefault(client_id, []).append(url)
+
+    def return_url_allowed(self, client_id: str, url: str) -> bool:
+        """Whether `url` is an Allowed Return URL of the app; a registered loopback URL without a port
+        matches any port (RFC 8252 §7.3)."""
+        registered = self.return_urls.get(client_id, [])
+        if url in registered:
+            return True
+        asked = urlsplit(url)
+        if asked.hostname not in LOOPBACK_HOSTS:
+            return False
+        return any(
+            known.hostname == asked.hostname
+            and known.port is None
+            and (known.scheme, known.path, known.query) == (asked.scheme, asked.path, asked.query)
+            for known in map(urlsplit, registered)
+        )
 
     def note_grant(self, form: dict[str, str], answer: dict[str, Any]) -> None:
         """Called by the LWA endpoint after a successful grant: remembers Ads-scoped access tokens."""

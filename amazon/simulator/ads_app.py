@@ -12,27 +12,50 @@ Wire format, as python-amazon-ad-api 1.2.x sends it and Amazon documents it:
   ``{"<collection>": {"success": [{"<id>", "index"[, "<entity>"]}], "error": [{"index", "errors"}]}}``
   (the entity itself only with ``Prefer: return=representation``).
 - Errors: ``{"code": ..., "details": ...}`` (what ad_api's exceptions read); 429 carries ``Retry-After``.
+
+The Ads **consent page** (Login with Amazon's authorisation request, ``/ap/oa``), so that authorising
+Amazon Ads can be clicked through in demo mode and driven by tests:
+
+- ``GET /ap/oa?client_id=…&scope=advertising::campaign_management&response_type=code&redirect_uri=…
+  [&state=…]``: an unknown ``client_id``, or a ``redirect_uri`` missing or not among the app's Allowed
+  Return URLs (``AdsMarket.return_urls``; a loopback one matches any port) get an error page and **no
+  redirect**. Another ``response_type`` redirects with ``error=unsupported_response_type``, a scope
+  without ``advertising::campaign_management`` with ``error=invalid_scope``. Otherwise a page asks the
+  person (choosing which Amazon account they are signed in as: every seller of the market) to allow
+  SellerPilot to manage their Amazon Ads campaigns.
+- **Allow** (a form POST): an authorization code for that account and the app
+  (``AdsMarket.issue_authorization_code``: single use, five minutes; its exchange at ``/auth/o2/token``
+  yields an *Ads* refresh token), then a redirect to ``redirect_uri?code=…&scope=…&state=…``.
+  **Cancel**: ``redirect_uri?error=access_denied&error_description=…&state=…``.
+- The form carries only the id of a single-use pending request the GET remembered (30 minutes, wall
+  clock), never the redirect URI, so a forged POST cannot choose where the code goes. Not modelled:
+  Amazon's sign-in itself, LWA's check that the token exchange repeats the same ``redirect_uri``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import math
+import secrets
+import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .ads import (
+    ADS_SCOPE,
     KINDS,
     REPORT_MAX_DAYS,
     REPORT_RETENTION_DAYS,
@@ -52,6 +75,10 @@ if TYPE_CHECKING:
 
 JSON = dict[str, Any]
 PREFIXES = ("/v2/profiles", "/sp/", "/reporting/", "/_ads_reports/")
+CONSENT_PATH = "/ap/oa"
+#: How long the consent page's form stays good, in real seconds (a person is reading).
+CONSENT_REQUEST_TTL = 30 * 60
+MAX_CONSENT_REQUESTS = 1000
 REPORT_MEDIA = ("application/json", "application/vnd.createasyncreportrequest.v3+json")
 MAX_ITEMS = 1000
 MAX_RESULTS = 5000
@@ -76,6 +103,26 @@ class AdsError(Exception):
     def __init__(self, status: int, code: str, details: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(details)
         self.status, self.code, self.details, self.headers = status, code, details, headers or {}
+
+
+@dataclass
+class AdsConsentRequest:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str | None
+    expires: float  # time.monotonic()
+
+
+class ConsentError(Exception):
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+def _with_query(uri: str, params: dict[str, str | None]) -> str:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{uri}{'&' if urlsplit(uri).query else '?'}{query}"
 
 
 @dataclass
@@ -107,14 +154,17 @@ class AdsApp:
         self.ads: AdsMarket = ads_for(market)
         self.log: deque[AdsLoggedRequest] = deque(maxlen=2000)
         self._public_base = public_base
+        self._consents: OrderedDict[str, AdsConsentRequest] = OrderedDict()
 
     @staticmethod
     def handles(path: str) -> bool:
-        return path.startswith(PREFIXES)
+        return path.startswith(PREFIXES) or path.rstrip("/") == CONSENT_PATH
 
     # ------------------------------------------------------------------ plumbing
 
     def dispatch(self, request: Request, host_log: deque[LoggedRequest] | None = None) -> Response:
+        if request.path.rstrip("/") == CONSENT_PATH:
+            return self.consent(request, host_log)
         operation, body, content_type = "unknown", None, "application/json"
         try:
             try:
@@ -507,3 +557,144 @@ class AdsApp:
         if report is None or report.content is None:
             return Response(b"<Error><Code>NoSuchKey</Code></Error>", 404, content_type="application/xml")
         return Response(report.content, 200, content_type="application/x-gzip")
+
+    # ------------------------------------------------------------------ the consent page (/ap/oa)
+
+    def consent(self, request: Request, host_log: deque[LoggedRequest] | None = None) -> Response:
+        try:
+            if request.method == "GET":
+                response = self._consent_show(request)
+            elif request.method == "POST":
+                response = self._consent_answer(request)
+            else:
+                raise ConsentError(405, "Method not allowed", "Open this page from the application.")
+        except ConsentError as error:
+            body = f"<h1>{html.escape(error.title)}</h1><p>{html.escape(error.message)}</p>"
+            response = self._consent_page(error.title, body, error.status)
+        if host_log is not None:
+            from .app import LoggedRequest
+
+            query = {k: v for k, v in request.args.to_dict(flat=False).items() if k != "state"}
+            form = {k: v for k, v in request.form.items() if k in ("account", "action")}
+            host_log.append(
+                LoggedRequest(
+                    "adsConsent", request.method, request.path, query, form or None, response.status_code
+                )
+            )
+        return response
+
+    def _consent_show(self, request: Request) -> Response:
+        client_id = request.args.get("client_id", "")
+        if client_id not in self.market.apps:
+            raise ConsentError(400, "An error occurred", "Unknown client_id: this application is not known.")
+        redirect_uri = request.args.get("redirect_uri", "")
+        if not redirect_uri or not self.ads.return_url_allowed(client_id, redirect_uri):
+            raise ConsentError(
+                400,
+                "An error occurred",
+                "The redirect_uri is missing or is not an Allowed Return URL of this application.",
+            )
+        state = request.args.get("state")
+        if request.args.get("response_type") != "code":
+            return self._redirect(
+                _with_query(redirect_uri, {"error": "unsupported_response_type", "state": state})
+            )
+        scope = request.args.get("scope", "")
+        if ADS_SCOPE not in scope.split():
+            return self._redirect(
+                _with_query(
+                    redirect_uri,
+                    {
+                        "error": "invalid_scope",
+                        "error_description": f"The scope must include {ADS_SCOPE}.",
+                        "state": state,
+                    },
+                )
+            )
+        consent_id = secrets.token_urlsafe(16)
+        with self.market.lock:
+            now = time.monotonic()
+            for key in [k for k, v in self._consents.items() if v.expires <= now]:
+                del self._consents[key]
+            while len(self._consents) >= MAX_CONSENT_REQUESTS:
+                self._consents.popitem(last=False)
+            self._consents[consent_id] = AdsConsentRequest(
+                client_id, redirect_uri, ADS_SCOPE, state, now + CONSENT_REQUEST_TTL
+            )
+            sellers = list(self.market.sellers.values())
+        choices = "".join(
+            f'<label class="account"><input type="radio" name="account" '
+            f'value="{html.escape(seller.selling_partner_id)}"{" checked" if index == 0 else ""}> '
+            f"<strong>{html.escape(seller.store_name)}</strong> "
+            f"<code>{html.escape(seller.selling_partner_id)}</code></label>"
+            for index, seller in enumerate(sellers)
+        )
+        if not sellers:
+            choices = "<p>There is no Amazon account in this simulated marketplace.</p>"
+        disabled = "" if sellers else " disabled"
+        body = f"""
+<p class=muted>Login with Amazon (simulator)</p>
+<h1>Allow access to Amazon Ads</h1>
+<p>The application <code>{html.escape(client_id)}</code> would like to <strong>manage your Amazon Ads
+campaigns</strong> ({ADS_SCOPE}): read your advertising profiles, campaigns, keywords and reports, and
+change bids, budgets and states. You can remove this access at any time in your Amazon account.</p>
+<form method="post" action="{CONSENT_PATH}">
+  <input type="hidden" name="consent_request" value="{consent_id}">
+  <fieldset><legend>Signed in as</legend>{choices}</fieldset>
+  <p><button type="submit" name="action" value="allow"{disabled}>Allow</button>
+     <button type="submit" name="action" value="cancel" class=secondary>Cancel</button></p>
+</form>"""
+        return self._consent_page("Allow access to Amazon Ads", body, 200)
+
+    def _consent_answer(self, request: Request) -> Response:
+        with self.market.lock:
+            pending = self._consents.pop(request.form.get("consent_request", ""), None)
+        if pending is None or pending.expires <= time.monotonic():
+            raise ConsentError(
+                400, "This page has expired", "Go back to the application and start the authorization again."
+            )
+        if request.form.get("action") == "cancel":
+            return self._redirect(
+                _with_query(
+                    pending.redirect_uri,
+                    {
+                        "error": "access_denied",
+                        "error_description": "The user denied access to Amazon Ads.",
+                        "state": pending.state,
+                    },
+                )
+            )
+        if request.form.get("action") != "allow":
+            raise ConsentError(400, "Unknown answer", "Choose Allow or Cancel.")
+        try:
+            code = self.ads.issue_authorization_code(request.form.get("account", ""), pending.client_id)
+        except KeyError:
+            raise ConsentError(400, "Unknown account", "Choose one of the accounts listed.") from None
+        return self._redirect(
+            _with_query(pending.redirect_uri, {"code": code, "scope": pending.scope, "state": pending.state})
+        )
+
+    @staticmethod
+    def _redirect(location: str) -> Response:
+        response = Response("", status=302)
+        response.headers["Location"] = location
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @staticmethod
+    def _consent_page(title: str, body: str, status: int) -> Response:
+        page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{html.escape(title)}</title>
+<style>
+body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem;
+  color: #0f1111; background: #fff; }}
+.muted {{ color: #565959; }} fieldset {{ border: 1px solid #d5d9d9; border-radius: 8px; }}
+.account {{ display: block; padding: .4rem 0; }}
+button {{ font: inherit; padding: .5rem 1.2rem; border-radius: 8px; border: 1px solid #fcd200;
+  background: #ffd814; cursor: pointer; }} button.secondary {{ background: #fff; border-color: #d5d9d9; }}
+button:focus-visible {{ outline: 3px solid #007185; outline-offset: 2px; }}
+</style></head><body>{body}</body></html>"""
+        response = Response(page, status=status, content_type="text/html; charset=utf-8")
+        response.headers["Cache-Control"] = "no-store"
+        return response

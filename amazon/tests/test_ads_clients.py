@@ -5,12 +5,12 @@ typed, and the real ad_api classes work through `ads_api_client` (token, headers
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 from ad_api.api import Profiles, Reports
 from ad_api.api.sp import CampaignsV3
-from ad_api.base.exceptions import AdvertisingApiException
 from django.test import override_settings
 
 from amazon import tokens
@@ -22,6 +22,7 @@ from amazon.ads_tokens import (
     ads_access_token_for,
     invalidate_ads_access_token,
 )
+from amazon.clients import AmazonUnavailable
 from amazon.models import SellerConnection
 from amazon.simulator.ads import DEMO_ADS_REFRESH_TOKEN, AdsMarket, ads_for
 from amazon.simulator.market import US
@@ -158,16 +159,19 @@ def test_a_stale_token_is_renewed_once_on_401(sim: Any, conn: SellerConnection) 
     assert _grants(sim) == 1
 
 
-def test_429_is_retried_after_retry_after(sim: Any, conn: SellerConnection) -> None:
-    waits: list[float] = []
+def test_429_waits_for_retry_after_and_a_failed_write_is_typed_and_not_repeated(
+    sim: Any, conn: SellerConnection
+) -> None:
     profile_id = AdsMarket.profile_id_for(sim.seller_id, US)
-    client = ads_api_client(CampaignsV3, conn, profile_id, sleep=waits.append)
-    sim.market.fail_next("listSponsoredProductsCampaigns", 2, status=429)
+    client = ads_api_client(CampaignsV3, conn, profile_id)
+    sim.market.fail_next("listSponsoredProductsCampaigns", 2, status=429)  # Retry-After: 1
+    started = time.monotonic()
     assert client.list_campaigns(body={}).payload["totalResults"] == 0
-    assert len(waits) == 2 and all(w >= 1 for w in waits)
-    # a create answered 500 is not repeated (it may have been applied)
+    assert time.monotonic() - started >= 1.8  # our bucket held each retry until Amazon's Retry-After
+    assert sim.market.stats.calls["listSponsoredProductsCampaigns"] == 3
+    # a create answered 500 is not repeated (it may have been applied), and the error is ours
     sim.market.fail_next("createSponsoredProductsCampaigns", 1, status=500)
-    with pytest.raises(AdvertisingApiException) as caught:
+    with pytest.raises(AmazonUnavailable) as caught:
         client.create_campaigns(
             body={
                 "campaigns": [
@@ -180,7 +184,9 @@ def test_429_is_retried_after_retry_after(sim: Any, conn: SellerConnection) -> N
                 ]
             }
         )
-    assert caught.value.code == 500 and len(waits) == 2
+    assert caught.value.status == 500 and caught.value.operation == "ads.createSponsoredProductsCampaigns"
+    assert caught.value.code == "INTERNAL_ERROR"
+    assert sim.market.stats.calls["createSponsoredProductsCampaigns"] == 1
 
 
 def test_reports_through_the_factory(sim: Any, conn: SellerConnection) -> None:

@@ -19,6 +19,7 @@ from amazon.ads_tokens import ADS_TOKEN_KEY, ads_access_token_for
 from amazon.models import AdsProfile, SellerConnection
 from amazon.services import AmazonConnectionError
 from amazon.simulator.ads import DEMO_ADS_REFRESH_TOKEN, ads_for
+from amazon.simulator.market import CA, US
 from amazon.tests.factories import make_connection
 from config.redis import redis_client
 from tenants.context import tenant_context
@@ -81,7 +82,9 @@ def test_connect_verifies_stores_the_token_encrypted_and_the_profiles(sim: Any) 
     stored = _reload(connection)
     assert stored.get_secret("ads_refresh_token") == DEMO_ADS_REFRESH_TOKEN
     assert DEMO_ADS_REFRESH_TOKEN not in stored.ads_refresh_token_encrypted
-    expected = ads_for(sim.market).profiles(sim.seller_id)
+    # The seller's profiles in the connection's region (NA: US and CA, not its UK and DE ones)
+    expected = [p for p in ads_for(sim.market).profiles(sim.seller_id) if p.marketplace_id in (US, CA)]
+    assert len(expected) == 2
     profiles = _profiles(connection)
     assert {p.profile_id for p in profiles} == {str(p.profile_id) for p in expected}
     assert all(p.is_enabled and p.country_code and p.currency_code and p.marketplace_id for p in profiles)
