@@ -16,25 +16,36 @@ them is the filters' call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from repricing.engine.rules import Filters
 from repricing.engine.types import ListingState, Offer
 
 
-@dataclass(slots=True)
 class Selection:
-    """The offers sorted into what the strategies need."""
+    """The offers sorted into what the strategies need (a plain slotted class: one is built per
+    decision, and a dataclass's default factories cost more than the fields)."""
 
-    competitors: list[Offer] = field(default_factory=list)
-    ours: list[Offer] = field(default_factory=list)
-    #: Comparable offers (currency and condition) that hold the Buy Box, ours included.
-    buy_box: list[Offer] = field(default_factory=list)
-    other_currency: dict[str, int] = field(default_factory=dict)
-    other_condition: dict[str, int] = field(default_factory=dict)
-    #: reason → number of competitor offers the filters excluded.
-    excluded: dict[str, int] = field(default_factory=dict)
-    excluded_total: int = 0
+    __slots__ = (
+        "buy_box",
+        "competitors",
+        "excluded",
+        "excluded_total",
+        "other_condition",
+        "other_currency",
+        "ours",
+    )
+
+    def __init__(self) -> None:
+        self.competitors: list[Offer] = []
+        self.ours: list[Offer] = []
+        #: Comparable offers (currency and condition) that hold the Buy Box, ours included.
+        self.buy_box: list[Offer] = []
+        #: currency / condition → number of competitor offers ignored for it.
+        self.other_currency: dict[str, int] = {}
+        self.other_condition: dict[str, int] = {}
+        #: reason → number of competitor offers the filters excluded.
+        self.excluded: dict[str, int] = {}
+        self.excluded_total = 0
 
 
 _REASONS: dict[int, tuple[Filters, tuple[str, ...]]] = {}

@@ -51,16 +51,17 @@ def clamp_to_limits(
 ) -> tuple[Decimal | None, str | None]:
     """(price, reason): the target, or the closest price toward it the limits allow, with the limit
     that bound it ("max_step" / "max_daily", None when nothing did); (None, reason) to keep the price."""
+    step, daily = guards.max_step, guards.max_daily
+    if step is None and daily is None and minimum <= target <= maximum:
+        return target, None
     low, high = minimum, maximum
     low_by = high_by = "bounds"
-    step = guards.max_step
     if step is not None:
         room = limit_amount(current, step.amount, step.percent, currency)
         if current - room > low:
             low, low_by = current - room, "max_step"
         if current + room < high:
             high, high_by = current + room, "max_step"
-    daily = guards.max_daily
     opening = current if day_open_price is None else day_open_price
     if daily is not None:
         room = limit_amount(opening, daily.amount, daily.percent, currency)
