@@ -351,6 +351,9 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
     chosen = next((rule for rule in rules if str(rule.public_id) == request.GET.get("rule")), None)
     if chosen is not None:
         initial.update(rule=str(chosen.public_id), config=json.dumps(chosen.config, indent=2))
+    else:
+        default = repricing_settings().default_rule_id
+        initial["rule"] = next((str(rule.public_id) for rule in rules if rule.pk == default), "")
     form = BacktestForm(request.POST or None, initial=initial, rules=rules, tags=_tags())
     status = 200
     if request.method == "POST":
@@ -396,6 +399,8 @@ def _series(points: list[list[Any]], index: int) -> list[tuple[datetime, Any]]:
 
 def _sku_view(result: dict[str, Any], start: datetime, end: datetime, zone: ZoneInfo) -> dict[str, Any]:
     points = result.get("points") or []
+    if points:  # the axis starts where the history does, not at an empty start of the period
+        start = max(start, datetime.fromisoformat(points[0][0]))
     chart = price_chart(
         start=start.astimezone(zone),
         end=end.astimezone(zone),
