@@ -43,12 +43,13 @@ recorded as a `JobRun` the seller can watch, and carried out by the `repricing.r
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -243,7 +244,7 @@ class Observation:
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # datetimes too
         return value.isoformat()
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
@@ -624,18 +625,7 @@ def _reprice_in_transaction(
     result.decisions = decisions
     result.submissions = _queue_submissions(tenant, decisions, now)
     if touched:
-        SkuPricing.objects.bulk_update(
-            list(touched.values()),
-            [
-                "last_changed_at",
-                "day_open_date",
-                "day_open_price",
-                "undercut_times",
-                "paused_until",
-                "paused_reason",
-                "updated_at",
-            ],
-        )
+        _save_guard_state(tenant, list(touched.values()))
     if alerts:
         _raise_alerts(tenant, alerts)
 
@@ -747,6 +737,38 @@ def _update_guard_state(
     if changed:
         row.updated_at = now
     return changed
+
+
+def _save_guard_state(tenant: Tenant, rows: list[SkuPricing]) -> None:
+    """One UPDATE for the batch's guard state (Django's bulk_update builds a CASE per row and column,
+    seconds of Python for thousands of SKUs)."""
+    values = [
+        {
+            "id": row.pk,
+            "last_changed_at": _plain(row.last_changed_at),
+            "day_open_date": _plain(row.day_open_date),
+            "day_open_price": _plain(row.day_open_price),
+            "undercut_times": [moment.isoformat() for moment in row.undercut_times],
+            "paused_until": _plain(row.paused_until),
+            "paused_reason": row.paused_reason,
+            "updated_at": _plain(row.updated_at),
+        }
+        for row in rows
+    ]
+    table = SkuPricing._meta.db_table
+    sql = f"""
+        UPDATE {table} AS p SET
+            last_changed_at = v.last_changed_at, day_open_date = v.day_open_date,
+            day_open_price = v.day_open_price, undercut_times = v.undercut_times,
+            paused_until = v.paused_until, paused_reason = v.paused_reason, updated_at = v.updated_at
+        FROM jsonb_to_recordset(%s::jsonb) AS v(
+            id bigint, last_changed_at timestamptz, day_open_date date, day_open_price numeric,
+            undercut_times timestamptz[], paused_until timestamptz, paused_reason text, updated_at timestamptz
+        )
+        WHERE p.tenant_id = %s AND p.id = v.id
+    """  # noqa: S608 - the table name is ours, every value is a parameter
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, [json.dumps(values), tenant.pk])
 
 
 def _queue_submissions(
