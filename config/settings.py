@@ -495,6 +495,11 @@ REPRICING_UNKNOWN_WATCH_SECONDS = env_int("REPRICING_UNKNOWN_WATCH_SECONDS", 360
 # An accepted price not live after this long fails (Amazon usually applies one within minutes).
 REPRICING_FOLLOW_UP_MAX_HOURS = float(env("REPRICING_FOLLOW_UP_MAX_HOURS", "24"))
 
+# --- Repricing: the scheduled poll (repricing/triggers.py) ----------------------------------------------
+# Share of getListingOffersBatch's published rate one connection's poll may use per period; the rest is
+# for the full offers sync and "reprice now" (all share one token bucket).
+REPRICING_POLL_QUOTA_SHARE = float(env("REPRICING_POLL_QUOTA_SHARE", "0.5"))
+
 # --- Logging --------------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -279,7 +279,7 @@ def poll_budget(every: timedelta = POLL_EVERY) -> int:
     """How many SKUs one connection's poll may refresh per period: the batches the operation's
     published rate allows in `every`, times the poll's share, 20 SKUs each."""
     rate, _burst = ratelimit.limits_for(POLL_OPERATION)
-    share = float(getattr(settings, "REPRICING_POLL_QUOTA_SHARE", POLL_QUOTA_SHARE))
+    share = float(getattr(settings, "REPRICING_POLL_QUOTA_SHARE", POLL_QUOTA_SHARE))  # config/settings.py
     batches = int(rate * every.total_seconds() * share)
     return max(batches, 0) * OFFERS_BATCH_SIZE
 
