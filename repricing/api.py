@@ -110,6 +110,14 @@ class RepricingApiView(APIView):
         return [found[public_id] for public_id in wanted]
 
 
+class _PostBody:
+    """`create()` for IdempotentPostMixin, which wraps it (the mixin first in the bases, this after it):
+    the view's `post_body()` does the work."""
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.post_body(request)  # type: ignore[attr-defined]
+
+
 def _input(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -133,7 +141,7 @@ class SettingsSerializer(serializers.Serializer):
 
 def _render_settings(settings: RepricingSettings) -> dict[str, Any]:
     change = selectors.kill_switch_last_change()
-    return {
+    data = {
         "kill_switch": settings.kill_switch,
         "kill_switch_reason": settings.kill_switch_reason,
         "kill_switch_changed_at": settings.kill_switch_changed_at,
@@ -142,6 +150,7 @@ def _render_settings(settings: RepricingSettings) -> dict[str, Any]:
         "default_rule": settings.default_rule.public_id if settings.default_rule else None,
         "timezone": settings.timezone,
     }
+    return dict(SettingsSerializer(data).data)  # plain JSON values, as a replayed response has them
 
 
 class SettingsUpdateSerializer(InputSerializer):
@@ -197,7 +206,7 @@ class SettingsView(RepricingApiView):
         return Response(_render_settings(settings))
 
 
-class KillSwitchView(IdempotentPostMixin, RepricingApiView):
+class KillSwitchView(IdempotentPostMixin, _PostBody, RepricingApiView):
     required_permissions = {"POST": Permission.CHANGE_AUTOMATION}
 
     @extend_schema(
@@ -213,7 +222,7 @@ class KillSwitchView(IdempotentPostMixin, RepricingApiView):
     def post(self, request: Request) -> Response:
         return self.create(request)
 
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def post_body(self, request: Request) -> Response:
         data = _input(KillSwitchSerializer, request.data)
         auth = self.caller
         settings = services.kill_switch_set(
@@ -239,7 +248,7 @@ class RuleSerializer(serializers.Serializer):
 
 
 def _render_rule(rule: RepricingRule, default_rule_id: int | None) -> dict[str, Any]:
-    return {
+    data = {
         "public_id": rule.public_id,
         "name": rule.name,
         "description": rule.description,
@@ -251,6 +260,7 @@ def _render_rule(rule: RepricingRule, default_rule_id: int | None) -> dict[str, 
         "created_at": rule.created_at,
         "updated_at": rule.updated_at,
     }
+    return dict(RuleSerializer(data).data)
 
 
 class _ConfigField(serializers.JSONField):
@@ -304,7 +314,7 @@ class RulePagination(CursorPagination):
         "(`strategy.amount: beat needs exactly one of amount or percent`); a taken name 400 `duplicate`.",
     ),
 )
-class RuleCollectionView(IdempotentPostMixin, RepricingApiView, generics.ListAPIView):
+class RuleCollectionView(IdempotentPostMixin, _PostBody, RepricingApiView, generics.ListAPIView):
     required_permissions = {"GET": Permission.VIEW_DASHBOARD, "POST": Permission.CHANGE_AUTOMATION}
     serializer_class = RuleSerializer
     pagination_class = RulePagination
@@ -321,7 +331,7 @@ class RuleCollectionView(IdempotentPostMixin, RepricingApiView, generics.ListAPI
     def post(self, request: Request) -> Response:
         return self.create(request)
 
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def post_body(self, request: Request) -> Response:
         data = _input(RuleCreateSerializer, request.data)
         auth = self.caller
         rule = services.rule_create(
@@ -434,7 +444,7 @@ class TagRulePagination(CursorPagination):
         "has a rule gets the new one (200).",
     ),
 )
-class TagRuleCollectionView(IdempotentPostMixin, RepricingApiView, generics.ListAPIView):
+class TagRuleCollectionView(IdempotentPostMixin, _PostBody, RepricingApiView, generics.ListAPIView):
     required_permissions = {"GET": Permission.VIEW_DASHBOARD, "POST": Permission.CHANGE_AUTOMATION}
     serializer_class = TagRuleSerializer
     pagination_class = TagRulePagination
@@ -446,7 +456,7 @@ class TagRuleCollectionView(IdempotentPostMixin, RepricingApiView, generics.List
     def post(self, request: Request) -> Response:
         return self.create(request)
 
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def post_body(self, request: Request) -> Response:
         data = _input(TagRuleCreateSerializer, request.data)
         auth = self.caller
         rule = self.rule_or_404(data["rule"], field="rule")
@@ -602,7 +612,11 @@ def _render_sku(
             bounds_source=pricing.bounds_source if pricing else SkuPricing.BoundsSource.ENTERED,
             target_percent=pricing.target_percent if pricing else None,
         )
-    return dict(SkuSerializer(data).data)  # absent money fields are skipped (required=False)
+    rendered = dict(SkuSerializer(data).data)
+    if not see_money:
+        for name in SkuSerializer.MONEY_FIELDS:
+            rendered.pop(name, None)
+    return rendered
 
 
 class SkuFilterSerializer(InputSerializer):
@@ -745,7 +759,7 @@ class SkuDetailView(SkuApiView):
         return Response(self.render_skus([listing])[0])
 
 
-class BulkAssignView(IdempotentPostMixin, SkuApiView):
+class BulkAssignView(IdempotentPostMixin, _PostBody, SkuApiView):
     required_permissions = {"POST": Permission.CHANGE_AUTOMATION}
 
     @extend_schema(
@@ -764,7 +778,7 @@ class BulkAssignView(IdempotentPostMixin, SkuApiView):
     def post(self, request: Request) -> Response:
         return self.create(request)
 
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def post_body(self, request: Request) -> Response:
         data = _input(BulkAssignSerializer, request.data)
         auth = self.caller
         rule = self.rule_or_404(data["rule"], field="rule") if data["rule"] else None
@@ -772,7 +786,7 @@ class BulkAssignView(IdempotentPostMixin, SkuApiView):
         count = services.rule_assign_to_listings(
             rule=rule, listings=listings, actor=auth.user, actor_role=auth.role
         )
-        return Response({"assigned": count, "rule": rule.public_id if rule else None})
+        return Response({"assigned": count, "rule": str(rule.public_id) if rule else None})
 
 
 # --- Decisions and submissions ----------------------------------------------------------------------------
@@ -937,7 +951,7 @@ class RepriceNowSerializer(InputSerializer):
     )
 
 
-class RepriceNowView(IdempotentPostMixin, RepricingApiView):
+class RepriceNowView(IdempotentPostMixin, _PostBody, RepricingApiView):
     required_permissions = {"POST": Permission.CHANGE_AUTOMATION}
 
     @extend_schema(
@@ -954,7 +968,7 @@ class RepriceNowView(IdempotentPostMixin, RepricingApiView):
     def post(self, request: Request) -> Response:
         return self.create(request)
 
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def post_body(self, request: Request) -> Response:
         from repricing import pipeline
 
         data = _input(RepriceNowSerializer, request.data)

@@ -638,10 +638,11 @@ def sku_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
             ).count()
             page_number = newer // DECISIONS_PER_PAGE + 1
     page = Paginator(in_range, DECISIONS_PER_PAGE).get_page(page_number)
+    series = _price_series(listing, since, chart_rows)
     chart = price_chart(
         start=since,
         end=now,
-        series=_price_series(listing, since, chart_rows),
+        series=series,
         decisions=[
             ChartDecision(
                 at=d.decided_at,
@@ -656,6 +657,8 @@ def sku_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
         min_price=pricing.min_price if pricing else None,
         max_price=pricing.max_price if pricing else None,
     )
+    if not series["buy_box"] and not page.paginator.count:
+        chart.empty = True  # nothing observed or decided in the range: say so rather than draw one flat line
     see_money = _can(request, Permission.SEE_MONEY)
     return _render(
         request,
