@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> None:
         median = statistics.median(series)
         print(
             f"  median {label:<16} {skus / median:>9,.0f} decisions/s   "
-            f"{median / skus * 1e6:5.1f} µs per decision"
+            f"{median / skus * 1e6:5.1f} µs per decision   (best pass {skus / min(series):,.0f}/s)"
         )
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     print(f"  (single-threaded; one worker process per core scales it by up to {usable} on this machine)")
