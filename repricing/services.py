@@ -56,8 +56,8 @@ def _settings_for_update() -> RepricingSettings:
 
 @transaction.atomic
 def kill_switch_set(*, on: bool, reason: str = "", actor: User | None, actor_role: str) -> RepricingSettings:
-    """Stop (or allow again) every price submission of the company, at once. Queued submissions are
-    cancelled by the pipeline when it sees the switch (it checks it before each send)."""
+    """Stop (or allow again) every price submission of the company, at once: queued submissions are
+    cancelled here, and sending checks the switch again before each claim."""
     _require(actor_role)
     settings = _settings_for_update()
     if settings.kill_switch == on:
@@ -66,12 +66,18 @@ def kill_switch_set(*, on: bool, reason: str = "", actor: User | None, actor_rol
     settings.kill_switch_reason = reason.strip()[:500] if on else ""
     settings.kill_switch_changed_at = timezone.now()
     settings.save(update_fields=["kill_switch", "kill_switch_reason", "kill_switch_changed_at", "updated_at"])
+    cancelled = 0
+    if on:
+        from repricing.submission import submissions_cancel_queued
+
+        # In this transaction: the switch and the cancellation are seen together or not at all.
+        cancelled = submissions_cancel_queued(f"Kill switch on: {settings.kill_switch_reason}".rstrip(": "))
     audit_record(
         actor=actor,
         action="repricing.kill_switch_on" if on else "repricing.kill_switch_off",
         target=settings,
         target_label="Repricing kill switch",
-        changes={"kill_switch": [not on, on], "reason": settings.kill_switch_reason},
+        changes={"kill_switch": [not on, on], "reason": settings.kill_switch_reason, "cancelled": cancelled},
     )
     return settings
 

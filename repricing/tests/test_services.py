@@ -208,3 +208,43 @@ def test_a_rule_assigned_to_many_skus_at_once(world: Any) -> None:
     assert set(SkuPricing.objects.values_list("rule__name", flat=True)) == {"bulk"}
     rule_assign_to_listings(rule=None, listings=listings[:1], actor=owner, actor_role=Role.OWNER)
     assert SkuPricing.objects.filter(rule__isnull=True).count() == 1
+
+
+def test_the_kill_switch_cancels_every_queued_price_at_once(world: Any) -> None:
+    from django.utils import timezone
+
+    from repricing.models import PriceDecision, PriceSubmission
+
+    _, owner, listings = world
+    now = timezone.now()
+    for listing in listings:
+        decision = PriceDecision.objects.create(
+            listing=listing,
+            trigger=PriceDecision.Trigger.MANUAL,
+            action=PriceDecision.Action.CHANGE,
+            reason="beat_buy_box",
+            new_price=Decimal("9.99"),
+            submit=True,
+            observed_at=now,
+            decided_at=now,
+        )
+        PriceSubmission.objects.create(
+            decision=decision,
+            listing=listing,
+            channel=PriceSubmission.Channel.LISTINGS_PATCH,
+            price=Decimal("9.99"),
+            currency="USD",
+            queued_at=now,
+            status=PriceSubmission.Status.QUEUED,
+        )
+    PriceSubmission.objects.filter(listing=listings[0]).update(status=PriceSubmission.Status.APPLIED)
+    kill_switch_set(on=True, reason="Supplier error", actor=owner, actor_role=Role.OWNER)
+    statuses = dict(PriceSubmission.objects.values_list("listing_id", "status"))
+    assert statuses == {
+        listings[0].pk: PriceSubmission.Status.APPLIED,
+        listings[1].pk: PriceSubmission.Status.CANCELLED,
+        listings[2].pk: PriceSubmission.Status.CANCELLED,
+    }
+    assert PriceSubmission.objects.filter(error__contains="Supplier error").count() == 2
+    event = AuditEvent.objects.get(action="repricing.kill_switch_on")
+    assert event.changes["cancelled"] == 2
