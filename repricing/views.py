@@ -639,8 +639,14 @@ def sku_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
             page_number = newer // DECISIONS_PER_PAGE + 1
     page = Paginator(in_range, DECISIONS_PER_PAGE).get_page(page_number)
     series = _price_series(listing, since, chart_rows)
+    # The chart starts where the history does (within the range), so a few hours are not a sliver.
+    observed = [moment for points in (series["buy_box"], series["lowest"]) for moment, _ in points]
+    observed += [d.decided_at for d in chart_rows]
+    start = since
+    if observed:
+        start = max(since, min(observed) - (now - min(observed)) * 0.05)
     chart = price_chart(
-        start=since,
+        start=start,
         end=now,
         series=series,
         decisions=[
