@@ -249,3 +249,30 @@ def test_dark_theme_on_repricing_pages(browser: Browser, catalog: Catalog) -> No
     assert axis.evaluate("el => getComputedStyle(el).fill") == "rgb(163, 174, 187)"
     assert browser.csp_violations() == []
     assert browser.errors == []
+
+
+def test_bulk_assignment_of_many_skus_shows_progress(browser: Browser, catalog: Catalog) -> None:
+    from amazon.tests.data_factories import make_listing
+    from tenants.models import AuditEvent
+
+    for n in range(147):
+        make_listing(catalog.connection, sku=f"BULK-{n:03d}")
+    browser.log_in(OWNER)
+    page = browser.page
+    page.goto("/repricing/skus/?per_page=200")
+    page.get_by_label("Select every SKU on this page").check()
+    assert page.locator("[data-selection-count]").inner_text() == "150 selected"
+    page.get_by_label("Rule for the selected SKUs").select_option(label=catalog.match.name)
+    # More than one batch: the page assigns through the API in batches of 100 with a progress bar.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Assign rule").click()
+        page.locator("progress.bulk__progress").wait_for(state="attached")
+    page.wait_for_load_state()
+    with tenant_context(catalog.tenant):
+        assert SkuPricing.objects.filter(rule=catalog.match).count() == 150
+        counts = sorted(
+            event.changes["count"] for event in AuditEvent.objects.filter(action="repricing.rule_assign")
+        )
+    assert counts == [50, 100]
+    assert browser.csp_violations() == []
+    assert browser.errors == []
