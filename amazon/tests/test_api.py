@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -99,7 +100,8 @@ def test_consent_url_for_people_not_api_keys(sim: Any) -> None:
     response = _client(tenant).post(reverse("api:connection-consent-url"), {"region": "FE"}, format="json")
     assert response.status_code == 200
     url = urlsplit(response.json()["url"])
-    assert url.netloc == "sellercentral.amazon.co.jp"
+    # Seller Central's Japan consent page (the simulator's outside production: test_consent_page.py).
+    assert f"{url.scheme}://{url.netloc}{url.path}" == settings.SELLER_CENTRAL_CONSENT_URLS["FE"]
     assert parse_qs(url.query)["application_id"] == ["amzn1.sp.solution.test"]
     _key, raw = make_api_key(tenant, role=Role.ADMIN)
     keyed = APIClient(HTTP_AUTHORIZATION=f"Bearer {raw}")
