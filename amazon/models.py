@@ -74,6 +74,12 @@ class SellerConnection(TenantOwned):
         max_length=500, blank=True, help_text="Why the Ads authorisation needs attention, for the seller."
     )
 
+    # Amazon's Notifications API (amazon/notifications_subscribe.py): the SQS destination this account's
+    # pricing notifications go to and its subscriptions ({"ANY_OFFER_CHANGED": "<subscriptionId>", ...}).
+    notifications_destination_id = models.CharField(max_length=100, blank=True)
+    notifications_subscriptions = models.JSONField(default=dict, blank=True)
+    notifications_subscribed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [

@@ -1,10 +1,14 @@
 """Amazon pricing notifications intake (docs/amazon.md "Notifications").
 
-`notification_receive` is the one service behind `POST /amazon/notifications`:
+One path for every transport: `notification_intake(body)` does steps 2-5 below; the transport checks the
+origin first. `notification_receive` is the HTTP transport behind `POST /amazon/notifications`;
+amazon/notifications_sqs.py is the SQS transport (production: Amazon delivers to an SQS queue).
 
-1. **origin**: an HMAC-SHA256 signature over ``"<timestamp>." + body`` with AMAZON_NOTIFICATIONS_SECRET
-   (headers `X-SellerPilot-Timestamp`, `X-SellerPilot-Signature: v1=<hex>`); a timestamp further than
-   AMAZON_NOTIFICATIONS_MAX_AGE_SECONDS from now is refused (replay);
+1. **origin**, per transport: over HTTP an HMAC-SHA256 signature over ``"<timestamp>." + body`` with
+   AMAZON_NOTIFICATIONS_SECRET (headers `X-SellerPilot-Timestamp`, `X-SellerPilot-Signature: v1=<hex>`); a
+   timestamp further than AMAZON_NOTIFICATIONS_MAX_AGE_SECONDS from now is refused (replay). Over SQS the
+   queue's access policy is the check (only Amazon's SP-API account may send, only our AWS credentials
+   may receive);
 2. **shape**: ANY_OFFER_CHANGED (Amazon's PascalCase schema) or PRICING_HEALTH (camelCase) checked field
    by field for what we use (`notification_parse`). Amazon's own published examples leave out fields
    its schema calls required (NotificationMetadata, Summary, ItemCondition...), so only the routing keys
@@ -146,8 +150,8 @@ def _secrets() -> list[str]:
 
 
 def notification_sign(body: bytes, *, timestamp: int, secret: str | None = None) -> str:
-    """The `X-SellerPilot-Signature` value for `body` sent at `timestamp` (Unix seconds); what the SQS
-    bridge (and, in its own Django-free copy, the simulator) sends. Signs with the newest secret."""
+    """The `X-SellerPilot-Signature` value for `body` sent at `timestamp` (Unix seconds); what a sender to
+    the HTTP intake (the simulator, in its own Django-free copy) sends. Signs with the newest secret."""
     key = secret if secret is not None else (_secrets() or [""])[0]
     mac = hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"{SIGNATURE_VERSION}={mac.hexdigest()}"
@@ -625,9 +629,10 @@ def _hand_on(rows: list[OfferChangeNotification], parsed: ParsedNotification) ->
 def notification_receive(
     *, body: bytes, timestamp: str | None, signature: str | None, content_type: str | None = None
 ) -> IntakeResult:
-    """Verify, parse, de-duplicate, route and store one notification (see the module docstring).
-    Raises NotificationRefused (nothing stored) for a request we do not take. `content_type` (the
-    request's media type, when known) must be JSON; it is checked after the signature."""
+    """The HTTP transport (`POST /amazon/notifications`): the origin is the HMAC signature, then
+    `notification_intake`. Raises NotificationRefused (nothing stored) for a request we do not take.
+    `content_type` (the request's media type, when known) must be JSON; it is checked after the
+    signature."""
     try:
         signature_verify(body=body, timestamp=timestamp, signature=signature)
         if content_type is not None and content_type != "application/json":
@@ -637,6 +642,15 @@ def notification_receive(
     except NotificationRefused as refused:
         _count(f"refused_{refused.code}")
         raise
+    return notification_intake(body)
+
+
+def notification_intake(body: bytes) -> IntakeResult:
+    """Parse, de-duplicate, route, store and hand on one notification whose origin its transport has
+    already established: the HMAC signature over HTTP (`notification_receive`), SQS itself for the queue
+    consumer (amazon/notifications_sqs.py: only Amazon may send to the queue, only we may read it).
+    Raises NotificationRefused (nothing stored) for a body we do not take. Outside an enclosing
+    transaction the rows are committed when this returns."""
     try:
         parsed = notification_parse(body)
     except NotificationRefused as refused:

@@ -37,6 +37,7 @@ from accounts.models import User
 from accounts.roles import Permission, role_allows
 from amazon.initial_sync import initial_sync_enqueue
 from amazon.models import Region, SellerConnection
+from amazon.notifications_subscribe import notifications_subscribe_enqueue, notifications_unsubscribe_enqueue
 from config.redis import redis_client
 from tenants.audit import audit_record
 from tenants.context import tenant_context
@@ -90,6 +91,7 @@ def seller_connection_disconnect(
         changes={"status": [previous, locked.status], "purge_after": locked.purge_after.isoformat()},
     )
     seller_route_sync(locked)  # no more notifications for this tenant
+    notifications_unsubscribe_enqueue(locked)  # after commit, in a task: Amazon stops sending them
     public_id = locked.public_id
     transaction.on_commit(lambda: invalidate_access_token(public_id))
     transaction.on_commit(lambda: invalidate_ads_access_token(public_id))
@@ -540,6 +542,7 @@ def _create(
     )
     seller_route_sync(connection)  # its notifications now reach this tenant
     initial_sync_enqueue(connection)  # after commit: its data shows within a minute
+    notifications_subscribe_enqueue(connection)  # after commit: Amazon's notifications to our SQS queue
     return connection
 
 
@@ -580,6 +583,7 @@ def _reauthorize(
     )
     seller_route_sync(locked)
     initial_sync_enqueue(locked)
+    notifications_subscribe_enqueue(locked)
     return locked
 
 

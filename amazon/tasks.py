@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from amazon import retention, sync, sync_orders
+from amazon import notifications_subscribe, retention, sync, sync_orders
+from amazon.clients import AmazonThrottled, AmazonUnavailable
 from amazon.models import SellerConnection
+from amazon.tokens import ConnectionUnavailable, ReauthorizationRequired, TokenRefreshTimeout
 from config.celery import app
 from tenants.context import require_tenant, tenant_context
 from tenants.jobs import TenantTask, enqueue
@@ -138,6 +140,39 @@ def sync_orders_all() -> int:
 def sync_financial_events_all() -> int:
     """Periodic: one financial events sync per active connection of the tenant."""
     return _fan_out(sync_financial_events_task)
+
+
+# Amazon's Notifications API (amazon/notifications_subscribe.py): after connecting and after disconnecting.
+# Throttling or Amazon being down is retried with backoff (about 30 s, 1, 2, 4... up to 10 minutes).
+_NOTIFICATIONS_RETRY: dict[str, Any] = {
+    "autoretry_for": (AmazonThrottled, AmazonUnavailable, TokenRefreshTimeout),
+    "retry_backoff": 30,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@app.task(base=SyncTask, name="amazon.notifications_subscribe", ignore_result=True, **_NOTIFICATIONS_RETRY)
+def notifications_subscribe_task(*, connection_id: str) -> dict[str, Any] | None:
+    connection = _active_connection(connection_id)
+    if connection is None:
+        return None
+    try:
+        result = notifications_subscribe.notifications_subscribe(connection)
+    except (ReauthorizationRequired, ConnectionUnavailable):
+        logger.info("notifications subscription of %s skipped: it needs re-authorisation", connection_id)
+        return None
+    return {"status": result.status, "subscriptions": result.subscriptions, "errors": result.errors}
+
+
+@app.task(base=SyncTask, name="amazon.notifications_unsubscribe", ignore_result=True, **_NOTIFICATIONS_RETRY)
+def notifications_unsubscribe_task(*, connection_id: str) -> dict[str, str] | None:
+    with tenant_context(require_tenant()):
+        connection = SellerConnection.objects.filter(public_id=connection_id).first()
+    if connection is None or connection.status != SellerConnection.Status.DISCONNECTED:
+        return None  # gone, or connected again meanwhile: its subscriptions are in use
+    return notifications_subscribe.notifications_unsubscribe(connection)
 
 
 @app.task(

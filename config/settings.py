@@ -468,6 +468,21 @@ AMAZON_NOTIFICATIONS_SECRET = env(
 AMAZON_NOTIFICATIONS_MAX_AGE_SECONDS = env_int("AMAZON_NOTIFICATIONS_MAX_AGE_SECONDS", 300)
 # The largest notification body accepted (bytes); Amazon's are a few kilobytes (at most 20 offers).
 AMAZON_NOTIFICATIONS_MAX_BYTES = env_int("AMAZON_NOTIFICATIONS_MAX_BYTES", 256 * 1024)
+# Notifications over SQS (production; docs/amazon.md "Notifications over SQS"): the queue Amazon delivers to
+# (empty: no subscriptions are made and `manage.py consume_notifications` refuses to start), its ARN for
+# createDestination (empty: derived from the URL and the region), the AWS region, and the SQS endpoint
+# (empty: AWS's own; outside production the simulator's). AWS credentials come from boto3's standard
+# chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, an instance or task role).
+AMAZON_NOTIFICATIONS_SQS_QUEUE_URL = env("AMAZON_NOTIFICATIONS_SQS_QUEUE_URL", "")
+AMAZON_NOTIFICATIONS_SQS_QUEUE_ARN = env("AMAZON_NOTIFICATIONS_SQS_QUEUE_ARN", "")
+AMAZON_NOTIFICATIONS_SQS_REGION = env("AMAZON_NOTIFICATIONS_SQS_REGION", "us-east-1")
+AMAZON_NOTIFICATIONS_SQS_ENDPOINT_URL = env("AMAZON_NOTIFICATIONS_SQS_ENDPOINT_URL", SIMULATOR_URL)
+# Long poll (seconds, at most 20), how long a received message stays invisible to other consumers while
+# it is stored, and after how many receives a message we cannot read is deleted when the queue has no
+# dead-letter queue (with one, SQS's redrive policy moves it aside instead).
+AMAZON_NOTIFICATIONS_SQS_WAIT_SECONDS = env_int("AMAZON_NOTIFICATIONS_SQS_WAIT_SECONDS", 20)
+AMAZON_NOTIFICATIONS_SQS_VISIBILITY_TIMEOUT = env_int("AMAZON_NOTIFICATIONS_SQS_VISIBILITY_TIMEOUT", 60)
+AMAZON_NOTIFICATIONS_SQS_MAX_RECEIVES = env_int("AMAZON_NOTIFICATIONS_SQS_MAX_RECEIVES", 5)
 
 # --- Repricing tools: SKU pricing by CSV, backtests (docs/repricing.md) ---------------------------------
 REPRICING_IMPORT_MAX_BYTES = env_int("REPRICING_IMPORT_MAX_BYTES", 5 * 1024 * 1024)

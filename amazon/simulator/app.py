@@ -30,8 +30,10 @@ from .ads_app import AdsApp
 from .consent import ConsentPage
 from .documents import REPORT_TYPES
 from .market import CATEGORIES, MARKETPLACES, AccessToken, Listing, LwaError, Market, Offer
+from .notifications_api import NotificationsApi
 from .orders import Order, iso
 from .rates import MAX_BATCH_REQUESTS, USAGE_PLANS
+from .sqs import SqsEndpoint
 
 JSON = dict[str, Any]
 
@@ -162,6 +164,10 @@ class SimulatorApp:
         self._cursors: OrderedDict[str, tuple[list[Any], int, JSON]] = OrderedDict()
         self.ads = AdsApp(market, self.public_base)  # the Ads API (ads_app.py)
         self.consent = ConsentPage(market)  # Seller Central's consent page (consent.py)
+        self.notifications_api = NotificationsApi(
+            market
+        )  # destinations, subscriptions (notifications_api.py)
+        self.sqs = SqsEndpoint(market, self.public_base)  # the queue they deliver to (sqs.py)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -175,6 +181,10 @@ class SimulatorApp:
             return self.consent.dispatch(request, self.log)
         if self.ads.handles(request.path):
             return self.ads.dispatch(request, self.log)
+        if self.sqs.handles(request):
+            return self.sqs.dispatch(request, self.log)
+        if self.notifications_api.handles(request.path):
+            return self.notifications_api.dispatch(request, self.log)
         adapter = ROUTES.bind("simulator")  # the Host header is deliberately ignored
         request_id = str(uuid.uuid4())
         body: Any = None

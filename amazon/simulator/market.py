@@ -434,6 +434,8 @@ class Market:
         self.outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.deliveries: deque[tuple[str, str, int | str]] = deque(maxlen=10_000)  # (url, id, status)
         self._notification_seq = itertools.count(1)
+        # (seller id, notification) callbacks: the Notifications API's SQS deliveries (notifications_api.py)
+        self.notification_sinks: list[Callable[[str, dict[str, Any]], None]] = []
 
     # ---------------------------------------------------------------- identities and LWA
 
@@ -1316,6 +1318,8 @@ class Market:
             self.pending_notifications.append(payload)
             for url in self.subscribers:
                 self.outbox.put((url, payload))
+            for sink in self.notification_sinks:
+                sink(seller_id, payload)
 
     # ---------------------------------------------------------------- inspection
 

@@ -28,6 +28,15 @@ USAGE_PLANS: dict[str, tuple[Decimal, int]] = {
     "getFeedDocument": (Decimal("0.0222"), 10),
     "createFeed": (Decimal("0.0083"), 15),
     "getFeed": (Decimal("2"), 15),
+    # Notifications v1 (notifications_api.py): every operation 1/5
+    "createDestination": (Decimal("1"), 5),
+    "getDestinations": (Decimal("1"), 5),
+    "getDestination": (Decimal("1"), 5),
+    "deleteDestination": (Decimal("1"), 5),
+    "createSubscription": (Decimal("1"), 5),
+    "getSubscription": (Decimal("1"), 5),
+    "getSubscriptionById": (Decimal("1"), 5),
+    "deleteSubscriptionById": (Decimal("1"), 5),
 }
 
 MAX_BATCH_REQUESTS = 20
