@@ -290,3 +290,13 @@ def test_a_disconnected_accounts_notifications_are_dropped(world: Any) -> None:
     assert (counts.received, counts.deleted) == (1, 1)  # accepted and dropped, not left to circulate
     assert _rows(tenant) == []
     assert notification_counts()["unrouted"] == 1
+
+
+def test_unconfigured_the_compose_service_idles_until_sigterm(simulator: Any) -> None:
+    out = io.StringIO()
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    with sqs_settings(simulator, AMAZON_NOTIFICATIONS_SQS_QUEUE_URL=""):
+        timer.start()
+        call_command("consume_notifications", "--idle-if-unconfigured", stdout=out)
+    timer.join()
+    assert "idle until stopped" in out.getvalue() and "SIGTERM" in out.getvalue()
