@@ -120,10 +120,14 @@ def ads_api_client(
     policy: RetryPolicy | None = None,
     lwa_call: LwaCall | None = None,
     sleep: Callable[[float], Any] = time.sleep,
+    access_token: str | None = None,
 ) -> C:
     """An ad_api client of `api_class` for `connection`, scoped to the Ads profile `profile_id`
     (`Amazon-Advertising-API-Scope`; None for the profiles list itself). Its calls raise
-    `AmazonApiError` subclasses (see the module docstring), never ad_api's exceptions."""
+    `AmazonApiError` subclasses (see the module docstring), never ad_api's exceptions.
+
+    `access_token` fixes the token (verifying a grant that is not stored yet: the shared cache holds the
+    stored grant's); a 401 is then final instead of renewing the cached token."""
     client_id, _ = ads_lwa_credentials(connection)
     credentials = {
         "client_id": client_id,
@@ -140,8 +144,9 @@ def ads_api_client(
     )
     client.credentials = credentials
     client._auth = ads_access_token_client(connection, lwa_call=lwa_call)
+    client._access_token = access_token  # ad_api's own switch: `auth` answers it instead of `_auth`
     client.endpoint = ads_endpoint(connection.region)
-    _guard(client, connection, policy or RetryPolicy.from_settings(), sleep)
+    _guard(client, connection, policy or RetryPolicy.from_settings(), sleep, renew=access_token is None)
     return client
 
 
@@ -177,7 +182,12 @@ def _never_sent(error: requests.RequestException) -> bool:
 
 
 def _guard(
-    client: Client, connection: SellerConnection, policy: RetryPolicy, sleep: Callable[[float], Any]
+    client: Client,
+    connection: SellerConnection,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Any],
+    *,
+    renew: bool = True,
 ) -> None:
     """Wrap the client's `_request` (every API method goes through it) with the limiter, token renewal,
     retries and typed errors."""
@@ -190,7 +200,7 @@ def _guard(
         operation = ads_operation(method, path)
         read = is_ads_read(method, path)
         deadline = time.monotonic() + policy.budget_seconds
-        renewed = False
+        renewed = not renew
         attempt = 0
         while True:
             attempt += 1

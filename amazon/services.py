@@ -660,34 +660,49 @@ def _ads_unavailable() -> AmazonConnectionError:
     )
 
 
-def _ads_profiles_of(connection: SellerConnection) -> list[dict[str, Any]]:
-    """The connection's own advertising profiles reached by its (unsaved) Ads grant, through the one Ads
-    client factory: the verification call. AmazonConnectionError with a stable code on any refusal,
-    `ads_account_mismatch` when the grant belongs to another Amazon account."""
+def _ads_grant_access_token(connection: SellerConnection, token: str) -> str:
+    """An access token for the candidate Ads grant `token`, straight from LWA: never through the shared
+    cache, which may hold (or be refilled by a busy worker with) the stored grant's token, and never
+    marking the stored grant when LWA refuses the candidate."""
+    from amazon.ads_tokens import ads_lwa_credentials
+    from amazon.tokens import LwaError, ReauthorizationRequired, lwa_refresh_grant
+
+    try:
+        client_id, client_secret = ads_lwa_credentials(connection)
+        return lwa_refresh_grant(
+            refresh_token=token, client_id=client_id, client_secret=client_secret
+        ).access_token
+    except ReauthorizationRequired:
+        raise AmazonConnectionError(
+            "This connection's developer app credentials are missing: connect the seller account again "
+            "first.",
+            code="connection_needs_reauthorization",
+            status=409,
+        ) from None
+    except LwaError as error:
+        if error.error in ("invalid_grant", "invalid_client", "invalid_request", "unauthorized_client"):
+            raise AmazonConnectionError(
+                "Amazon did not accept this Ads refresh token (revoked, expired, or issued to another app). "
+                "Authorise SellerPilot for Amazon Ads again.",
+                code="invalid_ads_token",
+            ) from None
+        raise _lwa_unavailable(error) from None
+
+
+def _ads_profiles_of(connection: SellerConnection, access_token: str) -> list[dict[str, Any]]:
+    """The connection's own advertising profiles reached by the Ads grant of `access_token`, through the
+    one Ads client factory: the verification call. AmazonConnectionError with a stable code on any
+    refusal, `ads_account_mismatch` when the grant belongs to another Amazon account."""
     from ad_api.api import Profiles
 
     from amazon.ads_clients import ads_api_client
-    from amazon.ads_tokens import AdsNotAuthorized, AdsReauthorizationRequired
     from amazon.clients import AmazonApiError, AmazonAuthError, AmazonRequestError, RetryPolicy
-    from amazon.tokens import LwaError, TokenError
+    from amazon.tokens import TokenError
 
     policy = RetryPolicy(budget_seconds=VERIFY_RETRY_BUDGET_SECONDS, max_attempts=VERIFY_MAX_ATTEMPTS)
     try:
-        payload = ads_api_client(Profiles, connection, None, policy=policy).list_profiles().payload
-    except AdsReauthorizationRequired:
-        raise AmazonConnectionError(
-            "Amazon did not accept this Ads refresh token (revoked, expired, or issued to another app). "
-            "Authorise SellerPilot for Amazon Ads again.",
-            code="invalid_ads_token",
-        ) from None
-    except LwaError as error:
-        if error.error in ("invalid_client", "invalid_request", "unauthorized_client"):
-            raise AmazonConnectionError(
-                "Amazon did not accept this Ads refresh token for this app.", code="invalid_ads_token"
-            ) from None
-        raise _lwa_unavailable(error) from None
-    except AdsNotAuthorized:
-        raise AmazonConnectionError("Enter the Ads refresh token.", code="missing_credentials") from None
+        client = ads_api_client(Profiles, connection, None, policy=policy, access_token=access_token)
+        payload = client.list_profiles().payload
     except AmazonAuthError:
         raise AmazonConnectionError(
             "Amazon Ads refused access with this token. Check that it was issued for the Advertising "
@@ -698,7 +713,7 @@ def _ads_profiles_of(connection: SellerConnection) -> list[dict[str, Any]]:
         raise AmazonConnectionError(
             f"Amazon Ads refused the check call ({error.status}).", code="verification_failed"
         ) from None
-    except (AmazonApiError, TokenError) as error:  # throttled, unavailable, network, token refresh
+    except (AmazonApiError, TokenError) as error:  # throttled, unavailable, network
         logger.warning("verifying an Ads authorisation failed: %s", type(error).__name__)
         raise _ads_unavailable() from None
     region_marketplaces = _region_marketplaces(connection.region)
@@ -752,80 +767,68 @@ def _ads_verify_and_store(
     via: str,
     first_token: Mapping[str, Any] | None = None,
 ) -> SellerConnection:
-    """Verify `token` on an unsaved copy of `connection`, then store it, its profiles and the audit record
-    in one transaction; the Ads "needs re-authorisation" mark is cleared. Stores nothing on failure."""
-    from amazon.ads_tokens import ADS_TOKEN_KEY, invalidate_ads_access_token
+    """Verify `token` (the profiles it reaches must include this connection's seller), then store it, its
+    profiles and the audit record in one transaction; the Ads "needs re-authorisation" mark is cleared.
+    Stores nothing on failure. `first_token`: LWA's answer that issued the grant (its access token answers
+    the check, no second LWA call)."""
+    from amazon.ads_tokens import invalidate_ads_access_token
     from amazon.models import AdsProfile
-    from amazon.tokens import IssuedToken, single_flight_refresh
 
-    # Same public id (the ciphertext is bound to it); a cached Ads access token of an earlier grant must
-    # not answer for the new one, and the copy is not "needs re-authorisation".
-    probe = SellerConnection.objects.get(pk=connection.pk)
-    probe.set_secret("ads_refresh_token", token)
-    probe.ads_reauthorization_required_at = None
-    public_id = probe.public_id
+    if first_token and first_token.get("access_token"):
+        access_token = str(first_token["access_token"])
+    else:
+        access_token = _ads_grant_access_token(connection, token)
+    profiles = _ads_profiles_of(connection, access_token)
+    with transaction.atomic():
+        locked = SellerConnection.objects.select_for_update(of=("self",)).get(pk=connection.pk)
+        if locked.status == SellerConnection.Status.DISCONNECTED:
+            raise AmazonConnectionError(
+                "This connection was disconnected meanwhile.", code="connection_disconnected", status=409
+            )
+        previous = locked.ads_state
+        locked.set_secret("ads_refresh_token", token)
+        locked.ads_reauthorization_required_at = None
+        locked.ads_status_detail = ""
+        locked.save(
+            update_fields=[
+                *ADS_SECRET_COLUMNS,
+                "ads_reauthorization_required_at",
+                "ads_status_detail",
+                "updated_at",
+            ]
+        )
+        listed = []
+        for values in profiles:
+            profile_id = values.pop("profile_id")
+            AdsProfile.objects.update_or_create(
+                tenant=locked.tenant,
+                connection=locked,
+                profile_id=profile_id,
+                defaults={**values, "is_enabled": True},
+            )
+            listed.append(profile_id)
+        disabled = (
+            AdsProfile.objects.filter(connection=locked, is_enabled=True)
+            .exclude(profile_id__in=listed)
+            .update(is_enabled=False, updated_at=timezone.now())
+        )
+        audit_record(
+            actor=actor,
+            action="amazon.ads_connect",
+            target=locked,
+            changes={
+                "ads_credentials": "(set)" if previous == "not_connected" else "(changed)",
+                "ads_status": [previous, locked.ads_state],
+                "via": via,
+                "ads_profiles": listed,
+                "ads_profiles_disabled": disabled,
+            },
+        )
+    # The cached token (if any) and the refusal marker are the earlier grant's: the next Ads call asks LWA
+    # with the new one (again after commit, should a busy worker have cached the old one meanwhile).
+    public_id = locked.public_id
     invalidate_ads_access_token(public_id)
-    try:
-        if first_token and first_token.get("access_token"):
-            # The access token LWA issued with the grant answers the check: no second LWA call.
-            issued = IssuedToken(
-                access_token=str(first_token["access_token"]),
-                expires_in=int(first_token.get("expires_in") or 3600),
-            )
-            single_flight_refresh(ADS_TOKEN_KEY.format(public_id), lambda: issued)
-        profiles = _ads_profiles_of(probe)
-    except BaseException:
-        invalidate_ads_access_token(public_id)
-        raise
-    try:
-        with transaction.atomic():
-            locked = SellerConnection.objects.select_for_update(of=("self",)).get(pk=connection.pk)
-            if locked.status == SellerConnection.Status.DISCONNECTED:
-                raise AmazonConnectionError(
-                    "This connection was disconnected meanwhile.", code="connection_disconnected", status=409
-                )
-            previous = locked.ads_state
-            locked.set_secret("ads_refresh_token", token)
-            locked.ads_reauthorization_required_at = None
-            locked.ads_status_detail = ""
-            locked.save(
-                update_fields=[
-                    *ADS_SECRET_COLUMNS,
-                    "ads_reauthorization_required_at",
-                    "ads_status_detail",
-                    "updated_at",
-                ]
-            )
-            listed = []
-            for values in profiles:
-                profile_id = values.pop("profile_id")
-                AdsProfile.objects.update_or_create(
-                    tenant=locked.tenant,
-                    connection=locked,
-                    profile_id=profile_id,
-                    defaults={**values, "is_enabled": True},
-                )
-                listed.append(profile_id)
-            disabled = (
-                AdsProfile.objects.filter(connection=locked, is_enabled=True)
-                .exclude(profile_id__in=listed)
-                .update(is_enabled=False, updated_at=timezone.now())
-            )
-            audit_record(
-                actor=actor,
-                action="amazon.ads_connect",
-                target=locked,
-                changes={
-                    "ads_credentials": "(set)" if previous == "not_connected" else "(changed)",
-                    "ads_status": [previous, locked.ads_state],
-                    "via": via,
-                    "ads_profiles": listed,
-                    "ads_profiles_disabled": disabled,
-                },
-            )
-    except BaseException:
-        invalidate_ads_access_token(public_id)
-        raise
+    transaction.on_commit(lambda: invalidate_ads_access_token(public_id))
     return locked
 
 

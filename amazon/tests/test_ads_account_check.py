@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from accounts.roles import Role
 from accounts.tokens import token_issue
 from amazon import services
-from amazon.ads_tokens import ADS_TOKEN_KEY
+from amazon.ads_tokens import ADS_TOKEN_KEY, ads_access_token_for
 from amazon.models import AdsProfile, SellerConnection
 from amazon.services import AmazonConnectionError
 from amazon.simulator.ads import DEMO_ADS_REFRESH_TOKEN, AdsMarket, ads_for
@@ -138,3 +138,22 @@ def test_a_seller_without_a_profile_in_the_connections_marketplaces_is_refused(s
         _connect(connection, DEMO_ADS_REFRESH_TOKEN)
     assert caught.value.code == "ads_account_mismatch" and "MX" in caught.value.message
     _assert_nothing_stored(connection)
+
+
+def test_verification_never_uses_the_shared_token_cache(sim: Any) -> None:
+    """The stored grant's cached access token (a busy worker may refill it at any moment) neither answers
+    for a candidate grant nor is disturbed by a refused one."""
+    connection = make_connection(make_tenant(), selling_partner_id=sim.seller_id)
+    _connect(connection, DEMO_ADS_REFRESH_TOKEN)
+    with tenant_context(connection.tenant):
+        stored = SellerConnection.objects.get(pk=connection.pk)
+    cached = ads_access_token_for(stored)
+    foreign = ads_for(sim.market).authorize(OTHER_SELLER, DEMO_CLIENT_ID)
+    with pytest.raises(AmazonConnectionError) as caught:
+        _connect(stored, foreign)
+    assert caught.value.code == "ads_account_mismatch"
+    assert ads_access_token_for(stored) == cached  # still the stored grant's, still cached
+    with tenant_context(connection.tenant):
+        assert SellerConnection.objects.get(pk=connection.pk).get_secret("ads_refresh_token") == (
+            DEMO_ADS_REFRESH_TOKEN
+        )
