@@ -7,13 +7,10 @@ from datetime import datetime, tzinfo
 from typing import Any
 from uuid import UUID
 
-from django.contrib.postgres.fields import ArrayField
 from django.db.models import (
     BigIntegerField,
     Case,
-    CharField,
     Count,
-    Exists,
     F,
     Func,
     OuterRef,
@@ -29,7 +26,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from amazon import seller_data
-from amazon.models import Listing, OfferSnapshot
+from amazon.models import Listing, OfferSnapshot, SellerConnection
+from amazon.selectors import seller_connection_list
 from repricing.models import (
     PriceDecision,
     PriceSubmission,
@@ -104,33 +102,51 @@ def submissions() -> QuerySet[PriceSubmission]:
 # only its SKUs, decisions and submissions; look-ups by public_id outside that set raise DoesNotExist.
 
 
+def _visible_connections(tenant: Tenant, user: User | None) -> QuerySet[Any]:
+    """The connections whose data the member may see (as `seller_data` scopes listings), as a subquery."""
+    return seller_connection_list(tenant=tenant, user=user, include_disconnected=True).values("pk")
+
+
+def _restricted_to(tenant: Tenant, user: User | None) -> list[int] | None:
+    """The connection ids a member is restricted to by grants, or None when they see every connection
+    (then the tenant alone scopes the rows, which keeps the newest-first index usable on big tables)."""
+    visible = set(_visible_connections(tenant, user).values_list("pk", flat=True))
+    every = set(SellerConnection.objects.filter(tenant=tenant).values_list("pk", flat=True))
+    return None if visible == every else sorted(visible)
+
+
 def visible_listings(*, tenant: Tenant, user: User | None) -> QuerySet[Listing]:
     """The member's listings, ordered by SKU, with the latest Buy Box annotated (`seller_data`)."""
     return seller_data.listing_list(tenant=tenant, user=user)
 
 
-def with_effective_rule(listings: QuerySet[Listing], settings: RepricingSettings) -> QuerySet[Listing]:
-    """Annotate `effective_rule_id`: the rule `RuleResolver` would pick (own active rule, else the first
-    active tag rule by priority, else the active default), computed in SQL so lists can filter on it."""
-    own = SkuPricing.objects.filter(listing=OuterRef("pk"), rule__is_active=True).values("rule_id")[:1]
-    tags = SkuPricing.objects.filter(listing=OuterRef("pk")).values("tags")[:1]
-    whens = [When(own_rule_id__isnull=False, then=F("own_rule_id"))]
-    whens += [
-        When(sku_tags__contains=[row.tag], then=Value(row.rule_id))
-        for row in tag_rules()
-        if row.rule.is_active
-    ]
+def _default_rule_id(settings: RepricingSettings) -> int | None:
     default = settings.default_rule
-    default_id = default.pk if default is not None and default.is_active else None
-    return listings.annotate(
-        own_rule_id=Subquery(own, output_field=BigIntegerField()),
-        sku_tags=Subquery(tags, output_field=ArrayField(CharField(max_length=100))),
-        effective_rule_id=Case(*whens, default=Value(default_id), output_field=BigIntegerField()),
+    return default.pk if default is not None and default.is_active else None
+
+
+def pricing_with_effective_rule(settings: RepricingSettings) -> QuerySet[SkuPricing]:
+    """SKU pricing rows with `effective_rule_id`: the rule `RuleResolver` picks (own active rule, else
+    the first active tag rule by priority, else the active default), in SQL. A listing without a row
+    gets the default; the catalogue reads below account for those with a NOT EXISTS."""
+    whens = [When(rule__is_active=True, then=F("rule_id"))]
+    whens += [
+        When(tags__contains=[row.tag], then=Value(row.rule_id)) for row in tag_rules() if row.rule.is_active
+    ]
+    return SkuPricing.objects.annotate(
+        effective_rule_id=Case(
+            *whens, default=Value(_default_rule_id(settings)), output_field=BigIntegerField()
+        )
     )
 
 
-def _pricing(**conditions: Any) -> Exists:
-    return Exists(SkuPricing.objects.filter(listing=OuterRef("pk"), **conditions))
+def _has_pricing(**conditions: Any) -> Q:
+    """Listings whose pricing row matches (a semi-join: one pass over the pricing table, not one per SKU)."""
+    return Q(pk__in=SkuPricing.objects.filter(**conditions).values("listing_id"))
+
+
+def _no_pricing() -> Q:
+    return ~Q(pk__in=SkuPricing.objects.values("listing_id"))
 
 
 def sku_catalog(
@@ -145,46 +161,77 @@ def sku_catalog(
     enabled: bool | None = None,
     settings: RepricingSettings | None = None,
 ) -> QuerySet[Listing]:
-    """The visible listings with `effective_rule_id`, `has_bounds`, `is_paused` and `is_disabled`
-    annotated, filtered: `rule` a rule (SKUs it applies to, from any level) or "none" (no rule applies);
-    `tag` carried by the SKU; `has_bounds` both min and max set (the engine never reprices without);
-    `paused` paused until a future time; `enabled` repricing switched on for the SKU."""
-    listings = with_effective_rule(
-        seller_data.listing_list(tenant=tenant, user=user, q=q), settings or repricing_settings()
-    ).annotate(
-        has_bounds=_pricing(min_price__isnull=False, max_price__isnull=False),
-        is_paused=_pricing(paused_until__gt=timezone.now()),
-        is_disabled=_pricing(enabled=False),
-    )
-    if rule == "none":
-        listings = listings.filter(Q(effective_rule_id__isnull=True))
-    elif isinstance(rule, RepricingRule):
-        listings = listings.filter(Q(effective_rule_id=rule.pk))
+    """The visible listings (`seller_data.listing_list`, by SKU), filtered: `rule` a rule (the SKUs it
+    applies to, from any level) or "none" (no rule applies); `tag` carried by the SKU; `has_bounds` both
+    min and max set (the engine never reprices without); `paused` paused until a future time; `enabled`
+    repricing switched on for the SKU (a SKU without settings is on, without bounds, not paused)."""
+    settings = settings or repricing_settings()
+    listings = seller_data.listing_list(tenant=tenant, user=user, q=q)
+    if rule is not None:
+        wanted = None if rule == "none" else getattr(rule, "pk", None)
+        pricing = pricing_with_effective_rule(settings)
+        by_rule = (
+            pricing.filter(Q(effective_rule_id__isnull=True))
+            if wanted is None
+            else pricing.filter(Q(effective_rule_id=wanted))
+        )
+        condition = Q(pk__in=by_rule.values("listing_id"))
+        if _default_rule_id(settings) == wanted:  # SKUs without settings get the default (or none)
+            condition |= _no_pricing()
+        listings = listings.filter(condition)
     if tag:
-        listings = listings.filter(_pricing(tags__contains=[tag]))
+        listings = listings.filter(_has_pricing(tags__contains=[tag]))
     if has_bounds is not None:
-        listings = listings.filter(has_bounds=has_bounds)
+        bounded = _has_pricing(min_price__isnull=False, max_price__isnull=False)
+        listings = listings.filter(bounded if has_bounds else ~bounded)
     if paused is not None:
-        listings = listings.filter(is_paused=paused)
+        paused_now = _has_pricing(paused_until__gt=timezone.now())
+        listings = listings.filter(paused_now if paused else ~paused_now)
     if enabled is not None:
-        listings = listings.filter(is_disabled=not enabled)
+        disabled = _has_pricing(enabled=False)
+        listings = listings.filter(~disabled if enabled else disabled)
     return listings
+
+
+def _visible_pricing(tenant: Tenant, user: User | None, settings: RepricingSettings) -> QuerySet[SkuPricing]:
+    rows = pricing_with_effective_rule(settings).filter(tenant=tenant)
+    restricted = _restricted_to(tenant, user)
+    if restricted is not None:
+        rows = rows.filter(listing__connection_id__in=restricted)
+    return rows
+
+
+def _visible_listing_count(tenant: Tenant, user: User | None) -> int:
+    listings = Listing.objects.filter(tenant=tenant)
+    restricted = _restricted_to(tenant, user)
+    if restricted is not None:
+        listings = listings.filter(connection_id__in=restricted)
+    return listings.count()
 
 
 def sku_counts(
     *, tenant: Tenant, user: User | None, settings: RepricingSettings | None = None
 ) -> dict[str, int]:
-    """How many visible SKUs have a rule, bounds, are paused or switched off (for the overview)."""
-    counts = sku_catalog(tenant=tenant, user=user, settings=settings).aggregate(
-        total=Count("pk"),
+    """How many visible SKUs have a rule, bounds, are paused or switched off (for the overview). Counted
+    over the pricing rows in one pass; listings without a row add to the total (and to "with rule" when
+    there is an active default)."""
+    settings = settings or repricing_settings()
+    bounded = Q(min_price__isnull=False, max_price__isnull=False)
+    counts = _visible_pricing(tenant, user, settings).aggregate(
+        rows=Count("pk"),
         with_rule=Count("pk", filter=Q(effective_rule_id__isnull=False)),
-        with_bounds=Count("pk", filter=Q(has_bounds=True)),
-        ready=Count("pk", filter=Q(effective_rule_id__isnull=False, has_bounds=True, is_disabled=False)),
-        paused=Count("pk", filter=Q(is_paused=True)),
-        disabled=Count("pk", filter=Q(is_disabled=True)),
+        with_bounds=Count("pk", filter=bounded),
+        ready=Count("pk", filter=bounded & Q(effective_rule_id__isnull=False, enabled=True)),
+        paused=Count("pk", filter=Q(paused_until__gt=timezone.now())),
+        disabled=Count("pk", filter=Q(enabled=False)),
     )
-    counts["without_rule"] = counts["total"] - counts["with_rule"]
-    counts["without_bounds"] = counts["total"] - counts["with_bounds"]
+    total = _visible_listing_count(tenant, user)
+    bare = max(total - counts.pop("rows"), 0)
+    if _default_rule_id(settings) is not None:
+        counts["with_rule"] += bare
+    counts["total"] = total
+    counts["without_rule"] = total - counts["with_rule"]
+    counts["without_bounds"] = total - counts["with_bounds"]
     return counts
 
 
@@ -192,11 +239,18 @@ def sku_counts_by_rule(
     *, tenant: Tenant, user: User | None, settings: RepricingSettings | None = None
 ) -> dict[int, int]:
     """Rule id -> how many visible SKUs it applies to (from any level)."""
-    listings = with_effective_rule(
-        seller_data.listing_list(tenant=tenant, user=user), settings or repricing_settings()
-    )
-    rows = listings.order_by().values("effective_rule_id").annotate(n=Count("pk"))  # type: ignore[misc]
-    return {row["effective_rule_id"]: row["n"] for row in rows if row["effective_rule_id"] is not None}
+    settings = settings or repricing_settings()
+    rows = _visible_pricing(tenant, user, settings).order_by().values("effective_rule_id")  # type: ignore[misc]
+    counts = {
+        row["effective_rule_id"]: row["n"]
+        for row in rows.annotate(n=Count("pk"))
+        if row["effective_rule_id"] is not None
+    }
+    default_id = _default_rule_id(settings)
+    if default_id is not None:
+        bare = _visible_listing_count(tenant, user) - _visible_pricing(tenant, user, settings).count()
+        counts[default_id] = counts.get(default_id, 0) + max(bare, 0)
+    return counts
 
 
 def sku_get(*, tenant: Tenant, user: User | None, public_id: UUID | str) -> Listing:
@@ -227,8 +281,10 @@ def decision_list(
 ) -> QuerySet[PriceDecision]:
     """Decisions on the member's listings, newest first, each with `submission_status` (None when
     nothing was to be sent). `sku` matches SKU or ASIN (contains, any case)."""
-    visible = seller_data.listing_list(tenant=tenant, user=user).values("pk")
-    rows = PriceDecision.objects.filter(tenant=tenant, listing__in=visible)
+    rows = PriceDecision.objects.filter(tenant=tenant)
+    restricted = _restricted_to(tenant, user)
+    if restricted is not None:
+        rows = rows.filter(listing__connection_id__in=restricted)
     if listing is not None:
         rows = rows.filter(listing=listing)
     if sku.strip():
@@ -280,8 +336,10 @@ def submission_list(
     *, tenant: Tenant, user: User | None, status: str = "", listing: Listing | None = None
 ) -> QuerySet[PriceSubmission]:
     """Submissions for the member's listings, newest first."""
-    visible = seller_data.listing_list(tenant=tenant, user=user).values("pk")
-    rows = PriceSubmission.objects.filter(tenant=tenant, listing__in=visible)
+    rows = PriceSubmission.objects.filter(tenant=tenant)
+    restricted = _restricted_to(tenant, user)
+    if restricted is not None:
+        rows = rows.filter(listing__connection_id__in=restricted)
     if status:
         rows = rows.filter(status=status)
     if listing is not None:

@@ -459,9 +459,11 @@ def test_sku_filters_and_the_effective_rule_agree_with_the_resolver(catalog: Cat
         listings = list(sku_catalog(tenant=catalog.tenant, user=None))
         resolver = RuleResolver()
         pricing = sku_pricing_of(listings)
-        for listing in listings:
-            rule, _ = resolver.resolve(pricing.get(listing.pk))
-            assert listing.effective_rule_id == (rule.pk if rule else None)  # type: ignore[attr-defined]
+        resolved = {listing.pk: resolver.resolve(pricing.get(listing.pk))[0] for listing in listings}
+        for rule in (catalog.beat, catalog.match):
+            expected = {pk for pk, found in resolved.items() if found == rule}
+            assert {li.pk for li in sku_catalog(tenant=catalog.tenant, user=None, rule=rule)} == expected
+        assert resolved[catalog.pen.pk] == catalog.match  # no settings at all: the default
     assert skus(rule="none") == set()
     body = client.get(reverse("repricing:skus")).content.decode()
     assert "(own)" in body and "(tag clearance)" in body and "(default)" in body
