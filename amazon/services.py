@@ -38,6 +38,7 @@ from accounts.roles import Permission, role_allows
 from amazon.initial_sync import initial_sync_enqueue
 from amazon.models import Region, SellerConnection
 from amazon.notifications_subscribe import notifications_subscribe_enqueue, notifications_unsubscribe_enqueue
+from amazon.reauthorization import reauthorization_notice_on_commit
 from config.redis import redis_client
 from tenants.audit import audit_record
 from tenants.context import tenant_context
@@ -141,6 +142,7 @@ def seller_connection_mark_needs_reauthorization(*, connection: SellerConnection
                 updated_at=timezone.now(),
             )
             if updated:
+                reauthorization_notice_on_commit(connection, "sp_api")
                 audit_record(
                     actor=None,
                     action="amazon.connection_needs_reauthorization",
@@ -1028,6 +1030,7 @@ def ads_mark_needs_reauthorization(
                 ads_reauthorization_required_at=None,
             ).update(ads_reauthorization_required_at=now, ads_status_detail=detail[:500], updated_at=now)
             if updated:
+                reauthorization_notice_on_commit(connection, "ads")
                 audit_record(
                     actor=None,
                     action="amazon.ads_needs_reauthorization",
