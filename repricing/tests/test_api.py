@@ -392,6 +392,31 @@ def test_a_member_restricted_to_one_connection_cannot_reach_other_skus(catalog: 
         format="json",
     )
     assert response.status_code == 400
+    # Decisions of the ungranted account stay out of reach too.
+    now = timezone.now()
+    with tenant_context(catalog.tenant):
+        hidden_decision = PriceDecision.objects.create(
+            listing=hidden,
+            trigger="manual",
+            action="hold",
+            reason="no_change",
+            observed_at=now,
+            decided_at=now,
+        )
+        shown_decision = PriceDecision.objects.create(
+            listing=catalog.mug,
+            trigger="manual",
+            action="hold",
+            reason="no_change",
+            observed_at=now,
+            decided_at=now,
+        )
+    listed = {r["public_id"] for r in client.get(reverse("api:repricing-decision-list")).json()["results"]}
+    assert listed == {str(shown_decision.public_id)}
+    detail = reverse("api:repricing-decision-detail", kwargs={"public_id": hidden_decision.public_id})
+    assert client.get(detail).status_code == 404
+    everyone = _api(catalog.tenant, Role.VIEWER)
+    assert len(everyone.get(reverse("api:repricing-decision-list")).json()["results"]) == 2
 
 
 # --- Decisions and submissions ------------------------------------------------------------------------
