@@ -36,7 +36,7 @@ from accounts.roles import Permission, role_allows
 from amazon import services
 from amazon.api import ConnectionsApiView, _uuid_path
 from amazon.models import AdsProfile, SellerConnection
-from amazon.views import _actor, _connection
+from amazon.views import _actor, _connection, with_consent_form
 from config.api import WRITE_ERRORS, InputSerializer, StrictCharField, error_responses
 
 ADS_REAUTHORIZATION_DETAIL = (
@@ -92,7 +92,8 @@ def _page(
     request: HttpRequest, connection: SellerConnection, form: AdsConnectForm, status: int = 200
 ) -> HttpResponse:
     _, role = _actor(request)
-    return render(
+    can_consent = connection.auth_kind == SellerConnection.AuthKind.PLATFORM_APP
+    response = render(
         request,
         "amazon/ads_connection.html",
         {
@@ -103,10 +104,12 @@ def _page(
             "can_connect": role_allows(role, Permission.CONNECT_AMAZON),
             # Our consent flow grants Ads to the platform app; an own-app connection's Ads grant belongs
             # to the seller's app, so its token is pasted.
-            "can_consent": connection.auth_kind == SellerConnection.AuthKind.PLATFORM_APP,
+            "can_consent": can_consent,
         },
         status=status,
     )
+    # "Authorise with Amazon" posts here and is redirected to Amazon's Ads consent page.
+    return with_consent_form(response, settings.ADS_CONSENT_URLS.values()) if can_consent else response
 
 
 def _callback_uri(request: HttpRequest) -> str:

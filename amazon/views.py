@@ -8,6 +8,7 @@ service, which checks the role again. Service refusals become form errors or mes
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,12 +41,14 @@ def _actor(request: HttpRequest) -> tuple[User, str]:
     return request.user, request.membership.role  # type: ignore[attr-defined,return-value]
 
 
-def _with_consent_form(response: HttpResponse) -> HttpResponse:
-    """For a page with a form posting to `consent_start`, which redirects to Seller Central: browsers hold
-    a form's redirects to the CSP's form-action too, so this page allows the consent pages' origins."""
+def with_consent_form(response: HttpResponse, consent_urls: Iterable[str] | None = None) -> HttpResponse:
+    """For a page with a form posting to a consent start (Seller Central's by default, or the Ads consent
+    pages' `consent_urls`), which redirects to Amazon: browsers hold a form's redirects to the CSP's
+    form-action too, so this page allows the consent pages' origins."""
+    urls = settings.SELLER_CENTRAL_CONSENT_URLS.values() if consent_urls is None else consent_urls
     origins = {
         f"{parts.scheme}://{parts.netloc}"
-        for parts in map(urlsplit, settings.SELLER_CENTRAL_CONSENT_URLS.values())
+        for parts in map(urlsplit, urls)
         if parts.scheme in ("https", "http") and parts.netloc
     }
     response._csp_update = {"form-action": sorted(origins)}  # type: ignore[attr-defined]  # django-csp
@@ -76,7 +79,7 @@ def connection_list(request: HttpRequest) -> HttpResponse:
     )
     live = [c for c in connections if c.status != SellerConnection.Status.DISCONNECTED]
     disconnected = [c for c in connections if c.status == SellerConnection.Status.DISCONNECTED]
-    return _with_consent_form(
+    return with_consent_form(
         render(
             request,
             "amazon/connections.html",
@@ -122,7 +125,7 @@ def connect(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Connected {connection.name or connection.selling_partner_id}.")
                 return redirect("amazon:connection_detail", public_id=connection.public_id)
-    return _with_consent_form(
+    return with_consent_form(
         render(
             request,
             "amazon/connect.html",
@@ -230,7 +233,7 @@ def connection_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
     _, role = _actor(request)
     connection = _connection(request, public_id)
     quota = selectors.seller_connection_quota(connection=connection)
-    return _with_consent_form(
+    return with_consent_form(
         render(
             request,
             "amazon/connection_detail.html",

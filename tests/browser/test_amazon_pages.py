@@ -306,6 +306,32 @@ def test_the_advertising_page_connects_amazon_ads(browser: Browser, acme: Any, s
     _assert_clean(browser)
 
 
+def test_authorising_amazon_ads_through_amazons_consent_page(browser: Browser, acme: Any, sim: Any) -> None:
+    """The "Authorise with Amazon" form posts to us and is redirected to Amazon's Ads consent page: the
+    page's CSP must allow that redirect (form-action), or Chromium silently blocks it."""
+    connection = make_connection(
+        acme,
+        name="Demo Outfitters",
+        selling_partner_id=DEMO_SELLER_ID,
+        refresh_token=DEMO_REFRESH_TOKEN,  # the platform app's grant: Ads consent is offered
+        marketplaces=[{"id": US, "name": "Amazon.com", "country_code": "US"}],
+    )
+    browser.log_in(OWNER)
+    page = browser.page
+    with override_settings(ADS_CONSENT_URLS=dict.fromkeys(("NA", "EU", "FE"), f"{sim.base_url}/ap/oa")):
+        page.goto(f"/connections/{connection.public_id}/ads/")
+        page.get_by_role("button", name="Authorise with Amazon").click()
+        page.wait_for_url(f"{sim.base_url}/ap/oa*")
+        page.get_by_role("button", name="Allow").click()
+        page.wait_for_url(
+            re.compile(rf"^{re.escape(browser.base_url)}/connections/{connection.public_id}/ads/$")
+        )
+    profiles = page.get_by_role("region", name="Advertising profiles").locator("tbody tr")
+    profiles.first.wait_for()
+    assert profiles.count() == 2
+    _assert_clean(browser)
+
+
 # --- keyboard and theme -----------------------------------------------------------------------------------
 
 
