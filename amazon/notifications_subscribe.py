@@ -66,8 +66,9 @@ SUBSCRIPTION_PATH = "/notifications/v1/subscriptions/{}/{}"
 @dataclass
 class SubscribeResult:
     """`subscribed` (ids stored; `errors` per type Amazon refused, e.g. a seller without the pricing
-    role), `not_configured` (no SQS queue set), `inactive` (the connection is not active), or
-    `disconnected_meanwhile` (disconnected while we subscribed: what was made is deleted again)."""
+    role), `refused` (Amazon refused every type), `not_configured` (no SQS queue set), `inactive` (the
+    connection is not active), or `disconnected_meanwhile` (disconnected while we subscribed: what was
+    made is deleted again)."""
 
     status: str
     destination_id: str = ""
@@ -218,14 +219,16 @@ def notifications_subscribe(connection: SellerConnection) -> SubscribeResult:
     calls = _Calls(connection)
     destination_id = _destination_id(calls)
     result = SubscribeResult(status="subscribed", destination_id=destination_id)
+    looked_again = False
     for kind in NOTIFICATION_TYPES:
         try:
             try:
                 result.subscriptions[kind] = _subscribe_one(calls, kind, destination_id)
             except AmazonRequestError as error:
-                if error.status not in (400, 404) or result.subscriptions:
+                if error.status not in (400, 404) or result.subscriptions or looked_again:
                     raise
                 # The remembered destination may be gone at Amazon: look it up again, once.
+                looked_again = True
                 destination_id = result.destination_id = _destination_id(calls, fresh=True)
                 result.subscriptions[kind] = _subscribe_one(calls, kind, destination_id)
         except (AmazonRequestError, AmazonAuthError) as error:
@@ -242,8 +245,10 @@ def notifications_subscribe(connection: SellerConnection) -> SubscribeResult:
             still_connected = False
         else:
             still_connected = True
+            # A type refused this time keeps the id an earlier run stored (it may well still exist).
+            kept = {k: v for k, v in locked.notifications_subscriptions.items() if k in result.errors}
             locked.notifications_destination_id = destination_id
-            locked.notifications_subscriptions = dict(result.subscriptions)
+            locked.notifications_subscriptions = {**kept, **result.subscriptions}
             locked.notifications_subscribed_at = timezone.now()
             locked.save(
                 update_fields=[
@@ -253,6 +258,8 @@ def notifications_subscribe(connection: SellerConnection) -> SubscribeResult:
                     "updated_at",
                 ]
             )
+    if not result.subscriptions:
+        result.status = "refused"
     if not still_connected:
         # Disconnected while we were at Amazon: its unsubscribe task found no ids, so undo it here.
         locked.notifications_subscriptions = dict(result.subscriptions)

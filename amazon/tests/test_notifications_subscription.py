@@ -201,19 +201,39 @@ def test_a_connection_disconnected_while_subscribing_is_unsubscribed_again(world
     assert reload(tenant, connection).notifications_subscriptions == {}
 
 
-def test_a_type_amazon_refuses_is_reported_and_the_other_kept(world: Any) -> None:
+def test_a_type_amazon_refuses_is_reported_and_an_earlier_id_kept(world: Any) -> None:
     simulator, tenant, owner, _ = world
     with override_settings(AMAZON_NOTIFICATIONS_SQS_QUEUE_URL=""):
         connection = connect(simulator, tenant, owner)
-    # ANY_OFFER_CHANGED: refused twice (the destination is looked up again once); PRICING_HEALTH: fine.
+    # ANY_OFFER_CHANGED: refused twice (the destination is looked up again, once); PRICING_HEALTH: fine.
     simulator.market.fail_next("createSubscription", 2, status=400)
     result = notifications_subscribe(reload(tenant, connection))
     assert result.status == "subscribed"
-    assert set(result.errors) == {"ANY_OFFER_CHANGED"} and result.errors["ANY_OFFER_CHANGED"].startswith(
-        "400"
-    )
+    assert set(result.errors) == {"ANY_OFFER_CHANGED"}
+    assert result.errors["ANY_OFFER_CHANGED"].startswith("400")
     assert set(result.subscriptions) == {"PRICING_HEALTH"}
-    assert reload(tenant, connection).notifications_subscriptions == result.subscriptions
+    assert _calls(simulator, "getDestinations") == [("getDestinations", 200)] * 2
+    stored = reload(tenant, connection).notifications_subscriptions
+    assert stored == result.subscriptions
+
+    # Next time ANY_OFFER_CHANGED works, but Amazon refuses to show the existing PRICING_HEALTH one.
+    simulator.market.fail_next("getSubscription", 2, status=403)
+    again = notifications_subscribe(reload(tenant, connection))
+    assert set(again.subscriptions) == {"ANY_OFFER_CHANGED"} and set(again.errors) == {"PRICING_HEALTH"}
+    row = reload(tenant, connection).notifications_subscriptions
+    assert row == {**again.subscriptions, "PRICING_HEALTH": stored["PRICING_HEALTH"]}  # the known id stays
+
+
+def test_every_type_refused_is_reported_as_refused(world: Any) -> None:
+    simulator, tenant, owner, _ = world
+    with override_settings(AMAZON_NOTIFICATIONS_SQS_QUEUE_URL=""):
+        connection = connect(simulator, tenant, owner)
+    simulator.market.fail_next("createSubscription", 3, status=400)
+    result = notifications_subscribe(reload(tenant, connection))
+    assert result.status == "refused" and result.subscriptions == {}
+    assert set(result.errors) == set(NOTIFICATION_TYPES)
+    assert _calls(simulator, "getDestinations") == [("getDestinations", 200)] * 2  # looked again once only
+    assert reload(tenant, connection).notifications_subscriptions == {}
 
 
 def test_amazon_throttling_is_retried_by_the_client(world: Any) -> None:
