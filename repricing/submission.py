@@ -374,10 +374,12 @@ def submissions_cancel_queued(reason: str) -> int:
     """Cancel every queued submission of the current tenant at once (the kill switch calls this on
     commit; sending also checks the switch before each claim). Returns how many were cancelled.
 
-    One UPDATE: rows a sender holds locked right now are waited for and are then `sending`, claimed
-    before the switch; a feed's sender checks the switch once more before its createFeed."""
+    Rows a sender holds locked right now are skipped, never waited for (the seller's click must not wait
+    on an upload to Amazon): that sender checks the switch again before it sends (a feed's before its
+    createFeed) and cancels them itself."""
     with tenant_context(require_tenant()):
-        return PriceSubmission.objects.filter(status=Status.QUEUED).update(
+        free = PriceSubmission.objects.select_for_update(skip_locked=True).filter(status=Status.QUEUED)
+        return PriceSubmission.objects.filter(pk__in=list(free.values_list("pk", flat=True))).update(
             status=Status.CANCELLED,
             error=(reason or "Kill switch on.")[:500],
             finished_at=_now(),
