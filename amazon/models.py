@@ -532,7 +532,13 @@ class OfferChangeNotification(TenantOwned):
             models.Index(
                 fields=["tenant", "marketplace_id", "asin", "-received_at"],
                 name="offerchangenotif_asin_time",
-            )
+            ),
+            # Repricing's sweep looks for rows left unprocessed (a lost Redis hand-on): few, so partial.
+            models.Index(
+                fields=["tenant", "received_at"],
+                name="offerchangenotif_unprocessed",
+                condition=models.Q(processed_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
