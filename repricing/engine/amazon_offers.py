@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from repricing.engine.money import round_money
 from repricing.engine.types import ZERO, Offer
 
 #: Amazon's retail seller id per marketplace (US, CA, MX, BR, UK, DE, FR, IT, ES, NL, JP, AU).
@@ -83,7 +84,9 @@ def _money(value: Any, where: str, *, required: bool) -> tuple[Decimal, str | No
     if not number.is_finite() or number < 0:
         raise OfferFormatError(f"{where}.Amount: {amount!r} is not a price")
     currency = value.get("CurrencyCode")
-    return number, currency if isinstance(currency, str) and currency else None
+    code = currency if isinstance(currency, str) and currency else None
+    # Amazon sends JSON numbers (18.5 for 18.50): prices are whole minor units, so show them that way.
+    return round_money(number, code or "USD"), code
 
 
 def _condition(item_condition: str | None, sub_condition: Any) -> str:

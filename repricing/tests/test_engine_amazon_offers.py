@@ -221,3 +221,19 @@ def test_notification_without_offers() -> None:
     )
     with pytest.raises(OfferFormatError):
         offers_from_notification({"Payload": {"AnyOfferChangedNotification": {"Offers": {}}}}, "A")
+
+
+def test_json_number_prices_read_as_whole_minor_units() -> None:
+    """Amazon sends 18.5 for 18.50 (a JSON number): the trace must say 18.50, and yen have no decimals."""
+    item = {
+        "SellerId": "A2COMP",
+        "ListingPrice": {"Amount": 18.5, "CurrencyCode": "USD"},
+        "Shipping": {"Amount": 0, "CurrencyCode": "USD"},
+        "IsFulfilledByAmazon": True,
+        "IsBuyBoxWinner": True,
+    }
+    yen = {**item, "ListingPrice": {"Amount": 1980.0, "CurrencyCode": "JPY"}}
+    (offer,) = offers_from_pricing([item], "A1OURS")
+    assert str(offer.price) == "18.50" and str(offer.shipping) == "0.00"
+    (offer,) = offers_from_pricing([yen], "A1OURS")
+    assert str(offer.price) == "1980"
