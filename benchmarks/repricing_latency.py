@@ -1,34 +1,37 @@
 """Notification-to-submission latency: competitors move, Amazon notifies, we decide and send.
 
-The whole path runs for real, in one process on this machine: the simulator (threaded werkzeug,
-Amazon's throttling on, its clock following the wall clock) with S of our SKUs (default 500); its
-dispatcher POSTs signed ANY_OFFER_CHANGED notifications to our intake, served by Django's WSGI
-application on a threaded werkzeug server; the intake stores, de-duplicates and coalesces them and
-wakes the tenant's consumer; a real Celery worker (thread pool, the Redis broker from settings) runs
-the consumer (`repricing.consume_notifications`: engine decision per SKU, recorded), then
-`repricing.send_submissions` (patchListingsItem, or a JSON_LISTINGS_FEED for a backlog), under our
-Redis rate limiter, over HTTP to the simulator.
+The whole product runs as `make run` runs it, each part its own process on this 2-core machine: the
+simulator (`python -m amazon.simulator`, Amazon's throttling on, its clock on the wall clock, S of our
+SKUs, default 500), gunicorn serving the intake (2 workers), one Celery worker (prefork, concurrency
+2) and one beat, all on the scratch database and the Redis from settings. The simulator POSTs signed
+ANY_OFFER_CHANGED notifications to our intake (8 deliveries at once, as SQS feeds several consumers);
+the intake stores, de-duplicates and coalesces them and wakes the tenant's consumer
+(`repricing.consume_notifications`: an engine decision per SKU, recorded), which queues prices for
+`repricing.send_submissions` (patchListingsItem, or a JSON_LISTINGS_FEED for a backlog) under our Redis
+rate limiter.
 
-Load: for D seconds (default 300) a driver moves one competitor's price on a random one of our ASINs
-R times a second (default 50), each move making the simulator send one notification. After the load,
-up to 120 s of drain. Measured from our own records: notifications received (stored rows), decided
-(rows processed; several notifications for one SKU within the coalescing window make one decision),
-decisions, changes submitted; latency = submission sent - notification received at our intake
-(p50/p99), and notification received -> decision recorded. "Lost" = received rows never processed.
+Load: for D seconds (default 300) a driver asks the simulator R times a second (default 50) to move one
+competitor's price on a random one of our ASINs; each move makes the simulator send one notification.
+Then up to 180 s of drain. Counted from our own records: notifications the simulator sent, stored by
+the intake, processed (several for one SKU within the coalescing window make one decision), decisions,
+changes, prices sent; "left over" = stored rows never processed. Latency: notification received at our
+intake -> decision recorded, and -> price sent to Amazon (p50/p99).
 
-The rule is the demo's (beat the Buy Box by a cent, 60 s cooldown, step and daily limits), so most
-notifications end in a decision and a fair share in a price change; Amazon's rate limits (patch 5/s,
-createFeed one per 2 minutes after a burst of 15) bound how fast changes can leave.
+The rule is the demo's (beat the Buy Box by a cent, 60 s cooldown, step and daily limits). Amazon's rate
+limits (patch 5/s; createFeed one per 2 minutes after a burst of 15) bound how fast changes can leave.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
-import threading
+import socket
+import subprocess
+import sys
+import tempfile
 import time
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -47,72 +50,111 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _ticker(market: Any, stop: threading.Event) -> None:
-    last = time.monotonic()
-    while not stop.wait(0.2):
-        now = time.monotonic()
-        market.clock.advance(now - last)
-        last = now
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def _driver(market: Any, asins: list[tuple[str, str]], rate: float, seconds: float, sent: list[int]) -> None:
-    rng = random.Random(5)
-    started = time.monotonic()
-    n = 0
+def _wait_for(url: str, seconds: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
     while True:
-        due = started + n / rate
-        now = time.monotonic()
-        if now - started >= seconds:
-            break
-        if due > now:
-            time.sleep(due - now)
-        marketplace_id, asin = rng.choice(asins)
-        if market.competitor_move(marketplace_id, asin, Decimal(str(round(rng.uniform(0.96, 1.03), 3)))):
-            sent[0] += 1
-        n += 1
+        try:
+            httpx.get(url, timeout=2).raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def _driver(sim_url: str, asins: list[tuple[str, str]], rate: float, seconds: float) -> int:
+    import httpx
+
+    rng = random.Random(5)
+    moved = 0
+    with httpx.Client(base_url=sim_url, timeout=10) as client:
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < seconds:
+            due = started + n / rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            marketplace_id, asin = rng.choice(asins)
+            factor = round(rng.uniform(0.96, 1.03), 3)
+            answer = client.post(
+                "/_simulator/competitor-move",
+                json={"marketplace_id": marketplace_id, "asin": asin, "factor": factor},
+            )
+            moved += bool(answer.json().get("moved"))
+            n += 1
+    return moved
 
 
 def bench(skus: int, rate: float, seconds: float, workers: int) -> None:
-    from celery.contrib.testing.worker import start_worker
-    from celery.signals import task_postrun
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.db import connections
+    from types import SimpleNamespace
+
+    from django.conf import settings
+    from django.db.models import Q
     from django.test.utils import override_settings
-    from werkzeug.serving import make_server
 
     from accounts.models import User
     from amazon.models import Listing, OfferChangeNotification
     from amazon.services import seller_route_sync
-    from amazon.simulator.market import Market
-    from amazon.simulator.notifications import NotificationDispatcher
-    from amazon.simulator.testing import start_simulator
+    from amazon.simulator.market import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SELLER_ID
     from amazon.sync import sync_listings
-    from config.celery import app
     from repricing.demo import seed_demo_repricing
     from repricing.models import PriceSubmission
     from tenants.context import tenant_context
     from tenants.models import Tenant
 
-    market = Market.demo(seed=7, skus=skus, throttling=True)
-    sim = start_simulator(market)
-    intake = make_server("127.0.0.1", 0, WSGIHandler(), threaded=True)
-    threading.Thread(target=intake.serve_forever, daemon=True).start()
-    intake_url = f"http://127.0.0.1:{intake.server_port}/amazon/notifications"
-    stop = threading.Event()
-    threading.Thread(target=_ticker, args=(market, stop), daemon=True).start()
-    dispatcher = NotificationDispatcher(market)
-
-    def close_connections(**_: Any) -> None:
-        connections.close_all()
-
-    task_postrun.connect(close_connections, weak=False)
+    sim_port, web_port = _free_port(), _free_port()
+    sim_url, web_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{web_port}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SIMULATOR_URL": sim_url,
+        "SP_API_ENDPOINT": sim_url,
+        "LWA_TOKEN_URL": f"{sim_url}/auth/o2/token",
+        "AMAZON_NOTIFICATIONS_SECRET": SECRET,
+    }
+    python = sys.executable
+    # The notification ids derive from the seed: a new seed per run, or the intake (rightly) takes a
+    # second run's notifications for replays of the first's (its de-duplication outlives a run).
+    seed = random.SystemRandom().randint(1, 2**31)
+    queues = ",".join(settings.CELERY_TASK_QUEUES_NAMES)
+    schedule = tempfile.mkdtemp(prefix="bench-beat-")
+    commands = {
+        "simulator": [
+            python, "-m", "amazon.simulator", f"--port={sim_port}", f"--seed={seed}", f"--skus={skus}",
+            f"--notify={web_url}/amazon/notifications", f"--notify-secret={SECRET}", "--notify-threads=8",
+        ],
+        "web": [
+            python, "-m", "gunicorn", "config.wsgi:application", f"--bind=127.0.0.1:{web_port}",
+            "--workers=2", "--no-control-socket", "--log-level=warning",
+        ],
+        "worker": [
+            python, "-m", "celery", "--app=config", "worker", f"--queues={queues}",
+            f"--concurrency={workers}", "--loglevel=WARNING", f"--hostname=bench-{web_port}@localhost",
+        ],
+        "beat": [
+            python, "-m", "celery", "--app=config", "beat", f"--schedule={schedule}/schedule",
+            f"--pidfile={schedule}/beat.pid", "--loglevel=WARNING",
+        ],
+    }  # fmt: skip
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        with override_settings(
-            LWA_TOKEN_URL=sim.lwa_url,
-            SP_API_ENDPOINT=sim.base_url,
-            AMAZON_NOTIFICATIONS_SECRET=SECRET,
-            ALLOWED_HOSTS=["*"],
-        ):
+        processes["simulator"] = subprocess.Popen(
+            commands["simulator"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_for(f"{sim_url}/_simulator/state")
+        creds = {"lwa_app_id": DEMO_CLIENT_ID, "lwa_client_secret": DEMO_CLIENT_SECRET}
+        sim = SimpleNamespace(
+            seller_id=DEMO_SELLER_ID, credentials={**creds, "refresh_token": DEMO_REFRESH_TOKEN}
+        )
+        with override_settings(LWA_TOKEN_URL=env["LWA_TOKEN_URL"], SP_API_ENDPOINT=sim_url):
             tenant = Tenant.objects.create(
                 name="bench latency", slug=f"bench-latency-{random.randint(0, 10**9)}"
             )
@@ -123,42 +165,41 @@ def bench(skus: int, rate: float, seconds: float, workers: int) -> None:
                 sync_listings(connection=connection, triggered_by="bench")
                 print(f"  setup        {seed_demo_repricing(connection=connection, user=user)}")
                 asins = sorted(set(Listing.objects.values_list("marketplace_id", "asin")))
-            market.subscribe(intake_url, secret=SECRET)
-            dispatcher.start()
-            sent = [0]
-            with start_worker(
-                app,
-                pool="threads",
-                concurrency=workers,
-                perform_ping_check=False,
-                loglevel="WARNING",
-                shutdown_timeout=60,
-            ):
-                print(
-                    f"  load         {rate:g} competitor moves/s on {len(asins)} ASINs for {seconds:g} s ..."
-                )
-                started = time.monotonic()
-                _driver(market, asins, rate, seconds, sent)
-                load_seconds = time.monotonic() - started
-                dispatcher.flush(timeout=30)
-                drain_started = time.monotonic()
-                while time.monotonic() - drain_started < 120:
-                    with tenant_context(tenant):
-                        open_rows = OfferChangeNotification.objects.filter(processed_at__isnull=True).count()
-                        queued = PriceSubmission.objects.filter(
-                            status__in=[PriceSubmission.Status.QUEUED, PriceSubmission.Status.SENDING]
-                        ).count()
-                    if not open_rows and not queued:
-                        break
-                    time.sleep(1)
-                drain_seconds = time.monotonic() - drain_started
-            report(tenant, sent[0], load_seconds, drain_seconds)
+        for name in ("web", "worker", "beat"):
+            processes[name] = subprocess.Popen(commands[name], env=env)
+        _wait_for(f"{web_url}/healthz")
+        time.sleep(3)  # the worker's pool up
+        print(
+            f"  processes    simulator (seed {seed}), gunicorn (2 workers), "
+            f"Celery worker (concurrency {workers}), beat"
+        )
+        print(f"  load         {rate:g} competitor moves/s on {len(asins)} ASINs for {seconds:g} s ...")
+        started = time.monotonic()
+        moves = _driver(sim_url, asins, rate, seconds)
+        load_seconds = time.monotonic() - started
+        drain_started = time.monotonic()
+        while time.monotonic() - drain_started < 180:
+            with tenant_context(tenant):
+                open_rows = OfferChangeNotification.objects.filter(processed_at__isnull=True).count()
+                # Not yet at Amazon: queued, or sending without Amazon's answer (a sent feed waits in
+                # `sending` with its feed id until Amazon has processed it).
+                queued = PriceSubmission.objects.filter(
+                    Q(status=PriceSubmission.Status.QUEUED)
+                    | Q(status=PriceSubmission.Status.SENDING, amazon_reference="")
+                ).count()
+            if not open_rows and not queued:
+                break
+            time.sleep(2)
+        drain_seconds = time.monotonic() - drain_started
+        report(tenant, moves, load_seconds, drain_seconds)
     finally:
-        task_postrun.disconnect(close_connections)
-        stop.set()
-        dispatcher.stop()
-        intake.shutdown()
-        sim.server.stop()
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def report(tenant: Any, moves: int, load_seconds: float, drain_seconds: float) -> None:
@@ -187,10 +228,13 @@ def report(tenant: Any, moves: int, load_seconds: float, drain_seconds: float) -
     for _, _, status, channel in submissions:
         statuses[status] = statuses.get(status, 0) + 1
         channels[channel] = channels.get(channel, 0) + 1
-    print(f"  moves        {moves:,} competitor moves in {load_seconds:.0f} s ({moves / load_seconds:.1f}/s)")
+    print(
+        f"  moves        {moves:,} competitor moves in {load_seconds:.0f} s ({moves / load_seconds:.1f}/s), "
+        f"each one notification"
+    )
     print(f"  received     {received:,} notifications stored by the intake")
-    lost = received - processed
-    print(f"  decided      {processed:,} processed ({lost:,} lost), {len(decisions):,} decisions")
+    left = received - processed
+    print(f"  decided      {processed:,} processed ({left:,} left over), {len(decisions):,} decisions")
     print(
         f"  submitted    {len(send_ms):,} prices sent of {changes:,} changes decided; {statuses}; {channels}"
     )
@@ -224,7 +268,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-seconds", type=float, default=300, help="load duration (default 300)")
     parser.add_argument("--latency-rate", type=float, default=50, help="competitor moves per second")
     parser.add_argument("--latency-skus", type=int, default=500, help="our SKUs in the simulator")
-    parser.add_argument("--latency-workers", type=int, default=4, help="Celery worker threads")
+    parser.add_argument("--latency-workers", type=int, default=2, help="Celery worker concurrency (prefork)")
     parser.add_argument(
         "--latency-database", default="sellerpilot_bench_latency", help="scratch database (dropped)"
     )

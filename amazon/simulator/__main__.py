@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="another OAuth redirect URI of the demo app for the consent page (loopback ones are registered)",
     )
+    parser.add_argument(
+        "--notify-threads", type=int, default=4, help="notifications delivered at once (default 4)"
+    )
     parser.add_argument("--orders", type=int, default=0, help="bulk order history to generate (30 days)")
     parser.add_argument(
         "--start",
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  refresh token   {DEMO_REFRESH_TOKEN}")
     for url in args.notify:
         market.subscribe(url, secret=args.notify_secret or None)
-    dispatcher = NotificationDispatcher(market)
+    dispatcher = NotificationDispatcher(market, threads=args.notify_threads)
     dispatcher.start()
     app = SimulatorApp(market)
     app.public_url = base

@@ -29,7 +29,7 @@ from werkzeug.wrappers import Request, Response
 from .ads_app import AdsApp
 from .consent import ConsentPage
 from .documents import REPORT_TYPES
-from .market import CATEGORIES, MARKETPLACES, AccessToken, Listing, LwaError, Market, Offer
+from .market import CATEGORIES, MARKETPLACES, US, AccessToken, Listing, LwaError, Market, Offer
 from .notifications_api import NotificationsApi
 from .orders import Order, iso
 from .rates import MAX_BATCH_REQUESTS, USAGE_PLANS
@@ -86,6 +86,7 @@ ROUTES = Map(
         Rule("/_documents/<path:documentId>", endpoint="_download", methods=["GET"]),
         Rule("/_documents/<path:documentId>", endpoint="_upload", methods=["PUT"]),
         Rule("/_simulator/advance", endpoint="_advance", methods=["POST"]),
+        Rule("/_simulator/competitor-move", endpoint="_competitor_move", methods=["POST"]),
         Rule("/_simulator/state", endpoint="_state", methods=["GET"]),
     ]
 )
@@ -1132,6 +1133,16 @@ class SimulatorApp:
         seconds = float((body or {}).get("seconds", request.args.get("seconds", 0)))
         self.market.clock.advance(seconds)
         return self._state(request, body)
+
+    def _competitor_move(self, request: Request, body: Any) -> JSON:
+        """Load tests: one competitor on ``asin`` moves its price by ``factor`` (and notifies)."""
+        body = body or {}
+        offer = self.market.competitor_move(
+            str(body.get("marketplace_id", US)),
+            str(body.get("asin", "")),
+            Decimal(str(body.get("factor", 1))),
+        )
+        return {"moved": offer is not None, "price": None if offer is None else str(offer.price)}
 
     def _state(self, request: Request, body: Any) -> JSON:
         m = self.market

@@ -162,23 +162,30 @@ class NotificationDispatcher:
     subscriber (timeout ``timeout`` s); the outcome goes to ``market.deliveries`` as (url, notification
     id, HTTP status or error text). ``flush()`` waits until everything queued so far was attempted."""
 
-    def __init__(self, market: Market, timeout: float = 5.0) -> None:
+    def __init__(self, market: Market, timeout: float = 5.0, threads: int = 1) -> None:
         self.market = market
         self.timeout = timeout
+        #: Deliveries in flight at once (Amazon's SQS feeds many consumers; one thread caps the rate at
+        #: one round trip at a time).
+        self.threads = max(1, threads)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
 
     def start(self) -> None:
-        if self._thread is None:
+        if not self._workers:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="simulator-notifications", daemon=True)
-            self._thread.start()
+            self._workers = [
+                threading.Thread(target=self._run, name=f"simulator-notifications-{n}", daemon=True)
+                for n in range(self.threads)
+            ]
+            for worker in self._workers:
+                worker.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=self.timeout + 1)
-            self._thread = None
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=self.timeout + 1)
+        self._workers = []
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued notification was attempted (True) or ``timeout`` passed (False)."""
