@@ -235,42 +235,67 @@ def consent_url_create(
     return f"{settings.SELLER_CENTRAL_CONSENT_URLS[region]}?{urlencode(params)}"
 
 
-def _consume_state(*, tenant: Tenant, actor: User | None, state: str) -> str:
-    """The region the verified `state` names; AmazonConnectionError when it is forged, expired,
-    another company's or person's, or already used."""
-    signer = signing.TimestampSigner(salt=CONSENT_SALT)
+def _consume_signed_state(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    state: str,
+    salt: str,
+    nonce_key: str,
+    key: str,
+    what: str,
+    again: str,
+) -> str:
+    """The value under `key` of a verified consent `state` (signed with `salt`, single use through
+    `nonce_key`); AmazonConnectionError when it is forged, expired, another company's or person's, or
+    already used. `what` names the authorisation and `again` where to start over, for the messages."""
+    signer = signing.TimestampSigner(salt=salt)
     try:
         data = signer.unsign_object(state or "", max_age=settings.SP_API_CONSENT_MAX_AGE_SECONDS)
     except signing.SignatureExpired:
         raise AmazonConnectionError(
-            "This Amazon authorisation link has expired. Start connecting again.", code="consent_expired"
+            f"This {what} link has expired. {again}", code="consent_expired"
         ) from None
     except (signing.BadSignature, ValueError, TypeError):
         raise AmazonConnectionError(
-            "This Amazon authorisation could not be verified. Start connecting again from SellerPilot.",
-            code="invalid_state",
+            f"This {what} could not be verified. {again}", code="invalid_state"
         ) from None
     if (
         not isinstance(data, dict)
         or actor is None
         or data.get("t") != str(tenant.public_id)
         or data.get("u") != str(actor.public_id)
-        or data.get("r") not in Region.values
+        or not data.get(key)
         or not data.get("n")
     ):
         raise AmazonConnectionError(
-            "This Amazon authorisation was started by another person or for another company. "
-            "Switch to that company, or start connecting again.",
+            f"This {what} was started by another person or for another company. "
+            "Switch to that company, or start again.",
             code="invalid_state",
         )
     fresh = redis_client().set(
-        CONSENT_NONCE_KEY.format(data["n"]), "1", nx=True, ex=settings.SP_API_CONSENT_MAX_AGE_SECONDS + 60
+        nonce_key.format(data["n"]), "1", nx=True, ex=settings.SP_API_CONSENT_MAX_AGE_SECONDS + 60
     )
     if not fresh:
-        raise AmazonConnectionError(
-            "This Amazon authorisation was already used. Start connecting again.", code="consent_replayed"
-        )
-    return str(data["r"])
+        raise AmazonConnectionError(f"This {what} was already used. {again}", code="consent_replayed")
+    return str(data[key])
+
+
+def _consume_state(*, tenant: Tenant, actor: User | None, state: str) -> str:
+    """The region the verified Seller Central consent `state` names (see _consume_signed_state)."""
+    region = _consume_signed_state(
+        tenant=tenant,
+        actor=actor,
+        state=state,
+        salt=CONSENT_SALT,
+        nonce_key=CONSENT_NONCE_KEY,
+        key="r",
+        what="Amazon authorisation",
+        again="Start connecting again from SellerPilot.",
+    )
+    if region not in Region.values:
+        raise AmazonConnectionError("This Amazon authorisation names no known region.", code="invalid_state")
+    return region
 
 
 def consent_callback(
@@ -911,42 +936,17 @@ def ads_consent_url_create(
 
 
 def _consume_ads_state(*, tenant: Tenant, actor: User | None, state: str) -> str:
-    """The connection public id the verified `state` names; AmazonConnectionError when it is forged,
-    expired, another company's or person's, or already used."""
-    signer = signing.TimestampSigner(salt=ADS_CONSENT_SALT)
-    try:
-        data = signer.unsign_object(state or "", max_age=settings.SP_API_CONSENT_MAX_AGE_SECONDS)
-    except signing.SignatureExpired:
-        raise AmazonConnectionError(
-            "This Amazon Ads authorisation link has expired. Start again from the Advertising page.",
-            code="consent_expired",
-        ) from None
-    except (signing.BadSignature, ValueError, TypeError):
-        raise AmazonConnectionError(
-            "This Amazon Ads authorisation could not be verified. Start again from SellerPilot.",
-            code="invalid_state",
-        ) from None
-    if (
-        not isinstance(data, dict)
-        or actor is None
-        or data.get("t") != str(tenant.public_id)
-        or data.get("u") != str(actor.public_id)
-        or not data.get("c")
-        or not data.get("n")
-    ):
-        raise AmazonConnectionError(
-            "This Amazon Ads authorisation was started by another person or for another company. "
-            "Switch to that company, or start again.",
-            code="invalid_state",
-        )
-    fresh = redis_client().set(
-        ADS_CONSENT_NONCE_KEY.format(data["n"]), "1", nx=True, ex=settings.SP_API_CONSENT_MAX_AGE_SECONDS + 60
+    """The connection public id the verified Ads consent `state` names (see _consume_signed_state)."""
+    return _consume_signed_state(
+        tenant=tenant,
+        actor=actor,
+        state=state,
+        salt=ADS_CONSENT_SALT,
+        nonce_key=ADS_CONSENT_NONCE_KEY,
+        key="c",
+        what="Amazon Ads authorisation",
+        again="Start again from the Advertising page.",
     )
-    if not fresh:
-        raise AmazonConnectionError(
-            "This Amazon Ads authorisation was already used. Start again.", code="consent_replayed"
-        )
-    return str(data["c"])
 
 
 def ads_consent_callback(
