@@ -68,6 +68,7 @@ from .ads import (
     ads_for,
     allowed_columns,
 )
+from .html_pages import html_page, redirect
 from .market import AccessToken, Market
 
 if TYPE_CHECKING:
@@ -674,27 +675,5 @@ change bids, budgets and states. You can remove this access at any time in your 
             _with_query(pending.redirect_uri, {"code": code, "scope": pending.scope, "state": pending.state})
         )
 
-    @staticmethod
-    def _redirect(location: str) -> Response:
-        response = Response("", status=302)
-        response.headers["Location"] = location
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @staticmethod
-    def _consent_page(title: str, body: str, status: int) -> Response:
-        page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{html.escape(title)}</title>
-<style>
-body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem;
-  color: #0f1111; background: #fff; }}
-.muted {{ color: #565959; }} fieldset {{ border: 1px solid #d5d9d9; border-radius: 8px; }}
-.account {{ display: block; padding: .4rem 0; }}
-button {{ font: inherit; padding: .5rem 1.2rem; border-radius: 8px; border: 1px solid #fcd200;
-  background: #ffd814; cursor: pointer; }} button.secondary {{ background: #fff; border-color: #d5d9d9; }}
-button:focus-visible {{ outline: 3px solid #007185; outline-offset: 2px; }}
-</style></head><body>{body}</body></html>"""
-        response = Response(page, status=status, content_type="text/html; charset=utf-8")
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    _redirect = staticmethod(redirect)
+    _consent_page = staticmethod(html_page)
