@@ -298,6 +298,28 @@ def _consume_state(*, tenant: Tenant, actor: User | None, state: str) -> str:
     return region
 
 
+def _exchange_authorization_code(form: dict[str, str], *, again: str) -> tuple[dict[str, Any], str]:
+    """LWA's answer to an authorization_code grant and its refresh token; AmazonConnectionError when
+    Amazon refuses the code (used already or expired) or answers without a refresh token."""
+    from amazon.tokens import LwaError, lwa_post
+
+    try:
+        answer = lwa_post(form)
+    except LwaError as error:
+        if error.error in ("invalid_grant", "invalid_request"):
+            raise AmazonConnectionError(
+                f"Amazon did not accept the authorisation (it was used already or has expired). {again}",
+                code="authorization_refused",
+            ) from None
+        raise _lwa_unavailable(error) from None
+    refresh_token = str(answer.get("refresh_token") or "")
+    if not refresh_token:
+        raise AmazonConnectionError(
+            f"Amazon answered without a refresh token. {again}", code="authorization_refused"
+        )
+    return answer, refresh_token
+
+
 def consent_callback(
     *,
     tenant: Tenant,
@@ -310,35 +332,21 @@ def consent_callback(
 ) -> SellerConnection:
     """Seller Central sent the seller back: verify `state`, exchange the code for a refresh token at LWA
     (the platform app's credentials), verify with a real call, then save the connection as active."""
-    from amazon.tokens import LwaError, lwa_post
 
     _require(actor_role)
     region = _consume_state(tenant=tenant, actor=actor, state=state)
     selling_partner_id = _require_selling_partner_id(selling_partner_id)
     if not spapi_oauth_code:
         raise AmazonConnectionError("Amazon sent no authorisation code. Start connecting again.")
-    try:
-        answer = lwa_post(
-            {
-                "grant_type": "authorization_code",
-                "code": spapi_oauth_code,
-                "client_id": settings.LWA_CLIENT_ID,
-                "client_secret": settings.LWA_CLIENT_SECRET,
-            }
-        )
-    except LwaError as error:
-        if error.error in ("invalid_grant", "invalid_request"):
-            raise AmazonConnectionError(
-                "Amazon did not accept the authorisation (it was used already or has expired). "
-                "Start connecting again.",
-                code="authorization_refused",
-            ) from None
-        raise _lwa_unavailable(error) from None
-    refresh_token = str(answer.get("refresh_token") or "")
-    if not refresh_token:
-        raise AmazonConnectionError(
-            "Amazon answered without a refresh token. Start connecting again.", code="authorization_refused"
-        )
+    answer, refresh_token = _exchange_authorization_code(
+        {
+            "grant_type": "authorization_code",
+            "code": spapi_oauth_code,
+            "client_id": settings.LWA_CLIENT_ID,
+            "client_secret": settings.LWA_CLIENT_SECRET,
+        },
+        again="Start connecting again.",
+    )
     return _verify_and_save(
         tenant=tenant,
         actor=actor,
@@ -963,7 +971,6 @@ def ads_consent_callback(
     `code` at LWA (`grant_type=authorization_code`, the same `redirect_uri`, the app that holds Ads grants
     for this connection), then verify and store the grant like `ads_connect`."""
     from amazon.ads_tokens import ads_lwa_credentials
-    from amazon.tokens import LwaError, lwa_post
 
     _require(actor_role)
     public_id = _consume_ads_state(tenant=tenant, actor=actor, state=state)
@@ -978,28 +985,16 @@ def ads_consent_callback(
             f"Amazon granted another scope than {ADS_SCOPE}. Start again.", code="authorization_refused"
         )
     client_id, client_secret = ads_lwa_credentials(connection)
-    try:
-        answer = lwa_post(
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "client_id": client_id,
-                "client_secret": client_secret,
-            }
-        )
-    except LwaError as error:
-        if error.error in ("invalid_grant", "invalid_request"):
-            raise AmazonConnectionError(
-                "Amazon did not accept the authorisation (it was used already or has expired). Start again.",
-                code="authorization_refused",
-            ) from None
-        raise _lwa_unavailable(error) from None
-    refresh_token = str(answer.get("refresh_token") or "")
-    if not refresh_token:
-        raise AmazonConnectionError(
-            "Amazon answered without a refresh token. Start again.", code="authorization_refused"
-        )
+    answer, refresh_token = _exchange_authorization_code(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": client_id,
+            "client_secret": client_secret,
+        },
+        again="Start again.",
+    )
     return _ads_verify_and_store(
         tenant=tenant,
         actor=actor,
