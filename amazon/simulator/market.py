@@ -17,6 +17,7 @@ import queue
 import random
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -434,6 +435,10 @@ class Market:
         self.outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.deliveries: deque[tuple[str, str, int | str]] = deque(maxlen=10_000)  # (url, id, status)
         self._notification_seq = itertools.count(1)
+        #: Notification ids are unique per market instance, not per seed: a restarted simulator (make run)
+        #: must not resend the ids of the last run, which our intake rightly drops as replays. Drawn
+        #: outside `self.rng`, so the seeded market behaves the same.
+        self.notification_namespace = uuid.uuid4().int >> 64
         # (seller id, notification) callbacks: the Notifications API's SQS deliveries (notifications_api.py)
         self.notification_sinks: list[Callable[[str, dict[str, Any]], None]] = []
 

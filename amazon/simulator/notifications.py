@@ -108,7 +108,7 @@ def any_offer_changed(
             "ApplicationId": APPLICATION_ID,
             "SubscriptionId": SUBSCRIPTION_ID,
             "PublishTime": _iso_ms(now),
-            "NotificationId": str(uuid.UUID(int=(market.seed << 64) ^ seq, version=4)),
+            "NotificationId": str(uuid.UUID(int=(market.notification_namespace << 64) ^ seq, version=4)),
         },
         "Payload": {
             "AnyOfferChangedNotification": {

@@ -324,3 +324,20 @@ def test_demo_catalogue():
     assert {"ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1F83G8C2ARO7P", "A1PA6795UKMFR9"} <= set(
         market.sellers["A3SIMDEMOSELL1"].marketplace_ids
     )
+
+
+def test_a_restarted_simulator_never_reuses_notification_ids() -> None:
+    """make run restarts the simulator with the same seed: our intake would drop repeated ids as replays."""
+    from amazon.simulator.market import DEMO_SELLER_ID
+
+    ids, prices = [], []
+    for _ in range(2):
+        market = Market.demo(seed=7, skus=5)
+        market.subscribe("http://127.0.0.1:9/unreachable")
+        asin = market.seller_listings(DEMO_SELLER_ID, US)[0].asin
+        moved = market.competitor_move(US, asin, Decimal("0.97"))
+        assert moved is not None
+        prices.append(moved.price)
+        ids.append(market.pending_notifications[-1]["NotificationMetadata"]["NotificationId"])
+    assert ids[0] != ids[1]
+    assert prices[0] == prices[1]  # the seeded market itself behaves the same
