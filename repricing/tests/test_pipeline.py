@@ -75,19 +75,19 @@ def test_a_decision_records_its_inputs_rule_trace_and_timings_and_queues_one_sub
         "observed_at": snapshot.observed_at.isoformat(),
     }
     assert [o["seller_id"] for o in inputs["offers"]] == ["AOURSELLER0001", "ACOMP1", "ACOMP2"]
-    assert inputs["offers"][0]["is_ours"] is True and inputs["offers"][1]["price"] == "19.0"
+    assert inputs["offers"][0]["is_ours"] is True and inputs["offers"][1]["price"] == "19.00"
     assert inputs["buy_box"] == {
         "seller_id": "ACOMP1",
-        "price": "19.0",  # Amazon's JSON number, as the engine read it
-        "shipping": "0.0",
-        "landed": "19.0",
+        "price": "19.00",  # Amazon's JSON number 19.0, read in whole cents
+        "shipping": "0.00",
+        "landed": "19.00",
         "ours": False,
         "from": "offers",
     }
     assert inputs["listing"]["min_price"] == "10.00" and inputs["listing"]["max_price"] == "30.00"
     assert inputs["listing"]["current_price"] == "20.00" and inputs["listing"]["condition"] == "new"
     assert inputs["listing"]["units_sold_7d"] is None  # orders never synced: unknown, not zero
-    assert inputs["market"] == {"lowest_competitor_landed": "19.0", "competitors": 2, "undercut": False}
+    assert inputs["market"] == {"lowest_competitor_landed": "19.00", "competitors": 2, "undercut": False}
     assert inputs["rule_source"] == "default"
     assert inputs["history"]["day_open_price"] is None and inputs["history"]["undercut_times"] == []
     codes = [step["code"] for step in decision.trace]

@@ -588,7 +588,7 @@ def test_sku_history_chart_and_decisions_with_their_reasons(catalog: Catalog) ->
     assert 'aria-current="true">1d<' in body  # three hours of history open the 1-day range
     # Each decision: its reason in plain words and the engine's trace.
     assert body.count("Beat the Buy Box</span>") == 3
-    assert "Buy Box is 18.5 (seller ACOMPETITOR1, FBA); beat by 0.01 → 18.49" in body
+    assert "Buy Box is 18.50 (seller ACOMPETITOR1, FBA); beat by 0.01 → 18.49" in body
     assert "New price 18.49 (was 20.00)" in body
     assert "Queued" in body  # the submission queued for each change
     # A marker links to its decision; the page that holds it opens, with it as the target.

@@ -168,7 +168,7 @@ def test_a_skus_history_shows_each_change_with_its_reason(browser: Browser, cata
     markers = page.locator("a.price-chart__marker")
     assert markers.count() == 3
     # The newest decision's explanation is open; the others open on demand.
-    assert page.get_by_text("Buy Box is 18.5 (seller ACOMPETITOR1, FBA); beat by 0.01 → 18.49").is_visible()
+    assert page.get_by_text("Buy Box is 18.50 (seller ACOMPETITOR1, FBA); beat by 0.01 → 18.49").is_visible()
     oldest = decisions[0]
     assert not page.get_by_text("beat by 0.01 → 19.49").is_visible()
     page.locator(f'a.price-chart__marker[href*="{oldest.public_id}"]').click()
